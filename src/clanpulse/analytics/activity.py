@@ -1,0 +1,167 @@
+"""Chat activity per member over half-open windows ending at ``as_of``.
+
+Whole UTC days come from the daily rollup; only the partial days at a window's edges are
+counted from raw messages (through the ``sent_at`` index), so the numbers are exact for any
+``as_of`` and the cost does not grow with history.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, case, func, literal, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from clanpulse.store.schema import account, member, message, message_rollup
+from clanpulse.timeutil import next_utc_midnight, utc_midnight
+
+# Window name -> length; None is "everything before as_of".
+WINDOWS: dict[str, timedelta | None] = {
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+    "90d": timedelta(days=90),
+    "all": None,
+}
+SORT_WINDOW = "30d"
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRef:
+    platform: str
+    id: str | None
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class MemberActivity:
+    member_id: int
+    name: str
+    accounts: tuple[AccountRef, ...]
+    messages: dict[str, int]
+    last_message_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityReport:
+    as_of: datetime
+    windows: tuple[str, ...]
+    members: list[MemberActivity]
+
+
+def account_display_name() -> Any:
+    """Guild nickname, else global display name, else username ("" means known absent)."""
+    return func.coalesce(
+        func.nullif(account.c.nickname, ""), func.nullif(account.c.global_name, ""), account.c.username
+    )
+
+
+async def activity_report(conn: AsyncConnection, as_of: datetime) -> ActivityReport:
+    counts, last = await _message_counts(conn, as_of)
+    people = await _members(conn)
+    rows = [
+        MemberActivity(
+            member_id=member_id,
+            name=name,
+            accounts=accounts,
+            messages={w: sum(counts[a.account_id][w] for a in refs) for w in WINDOWS},
+            last_message_at=max((last[a.account_id] for a in refs if a.account_id in last), default=None),
+        )
+        for member_id, name, accounts, refs in people
+    ]
+    rows.sort(key=lambda r: (-r.messages[SORT_WINDOW], r.name.casefold(), r.member_id))
+    return ActivityReport(as_of=as_of, windows=tuple(WINDOWS), members=rows)
+
+
+@dataclass(frozen=True, slots=True)
+class _Owned:
+    account_id: int
+
+
+async def _members(
+    conn: AsyncConnection,
+) -> list[tuple[int, str, tuple[AccountRef, ...], list[_Owned]]]:
+    """Every member who has not opted out, with accounts; the name is the freshest one seen."""
+    result = await conn.execute(
+        select(
+            member.c.id,
+            member.c.display_name,
+            account.c.id.label("account_id"),
+            account.c.platform,
+            account.c.external_id,
+            account_display_name().label("name"),
+            account.c.names_seen_at,
+        )
+        .join(account, account.c.member_id == member.c.id)
+        .where(member.c.opted_out.is_(False))
+        .order_by(member.c.id, account.c.platform, account.c.id)
+    )
+    grouped: dict[int, list[Any]] = defaultdict(list)
+    chosen: dict[int, str | None] = {}
+    for row in result:
+        grouped[row.id].append(row)
+        chosen.setdefault(row.id, row.display_name)
+    people = []
+    for member_id, rows in grouped.items():
+        freshest = max(rows, key=lambda r: r.names_seen_at)
+        name = chosen[member_id] or freshest.name
+        refs = tuple(AccountRef(r.platform, r.external_id, r.name) for r in rows)
+        people.append((member_id, name, refs, [_Owned(r.account_id) for r in rows]))
+    return people
+
+
+async def _message_counts(
+    conn: AsyncConnection, as_of: datetime
+) -> tuple[defaultdict[int, dict[str, int]], dict[int, datetime]]:
+    """Counted messages per account and window, and each account's last counted message."""
+    today = utc_midnight(as_of)
+    starts = {w: as_of - length for w, length in WINDOWS.items() if length is not None}
+    counts: defaultdict[int, dict[str, int]] = defaultdict(lambda: dict.fromkeys(WINDOWS, 0))
+    last: dict[int, datetime] = {}
+
+    # Whole days: the rollup, for days before as_of's own (UTC) day.
+    r = message_rollup.c
+    first_full_day = {w: next_utc_midnight(s).date() for w, s in starts.items()}
+    rollup_cols = [
+        func.sum(case((r.day >= first_full_day[w], r.messages), else_=0)).label(f"w_{w}")
+        for w in starts
+    ]
+    rollup = await conn.execute(
+        select(r.account_id, *rollup_cols, func.sum(r.messages).label("w_all"),
+               func.max(r.last_sent_at).label("last"))
+        .where(r.day < today.date())
+        .group_by(r.account_id)
+    )
+    for row in rollup:
+        cell = counts[row.account_id]
+        for w in WINDOWS:
+            cell[w] += int(getattr(row, f"w_{w}") or 0)
+        if row.last is not None:
+            last[row.account_id] = row.last
+
+    # Partial days: as_of's own day up to as_of, and each window's first partial day.
+    m = message.c
+    in_today = and_(m.sent_at >= today, m.sent_at < as_of)
+    start_edges = {w: and_(m.sent_at >= s, m.sent_at < next_utc_midnight(s)) for w, s in starts.items()}
+    raw_cols = [
+        func.sum(case((or_(in_today, start_edges[w]), 1), else_=0)).label(f"w_{w}") for w in starts
+    ]
+    raw = await conn.execute(
+        select(
+            m.credited_account_id,
+            *raw_cols,
+            func.sum(case((in_today, 1), else_=0)).label("w_all"),
+            func.max(case((in_today, m.sent_at), else_=literal(None, m.sent_at.type))).label("last"),
+        )
+        .where(m.credited_account_id.is_not(None), or_(in_today, *start_edges.values()))
+        .group_by(m.credited_account_id)
+    )
+    for row in raw:
+        cell = counts[row.credited_account_id]
+        for w in WINDOWS:
+            cell[w] += int(getattr(row, f"w_{w}") or 0)
+        if row.last is not None and (row.credited_account_id not in last or row.last > last[row.credited_account_id]):
+            last[row.credited_account_id] = row.last
+    return counts, last

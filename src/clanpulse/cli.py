@@ -1,0 +1,279 @@
+"""The ``clanpulse`` command: thin Click commands over the library.
+
+Exit status: 0 done, 1 the work failed in part or whole (a file, a channel, an API),
+2 the command could not start (bad setting, bad argument).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.logging import RichHandler
+
+from clanpulse import __version__
+from clanpulse.progress import BarProgress, LogProgress, Progress
+from clanpulse.settings import Settings, SettingsError, load_settings
+
+T = TypeVar("T")
+REPORT_FORMATS = ("table", "json", "csv", "xlsx")
+
+stdout = Console()
+stderr = Console(stderr=True)
+log = logging.getLogger("clanpulse")
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
+    handler: logging.Handler
+    if stderr.is_terminal:
+        handler = RichHandler(console=stderr, show_path=False, rich_tracebacks=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # httpx2 logs every request URL at INFO; keep that to -vv
+    logging.getLogger("httpx2").setLevel(logging.DEBUG if verbose > 1 else logging.WARNING)
+    logging.getLogger("httpcore2").setLevel(logging.WARNING)
+
+
+def fail(message: str, code: int = 1) -> None:
+    stderr.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    raise SystemExit(code)
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine, turning known failures into one clear line and an exit code."""
+    from clanpulse.net.http import ApiError
+    from clanpulse.sources.discord_export import ExportError
+
+    try:
+        return asyncio.run(coro)
+    except SettingsError as exc:
+        fail(str(exc), 2)
+    except (ApiError, ExportError) as exc:
+        fail(str(exc), 1)
+    except KeyboardInterrupt:
+        fail("interrupted; everything committed so far is kept, run again to resume", 130)
+    raise AssertionError("unreachable")
+
+
+@contextmanager
+def progress_for(console: Console) -> Iterator[Progress]:
+    """Bars on a terminal, log lines in pipes and service logs."""
+    if console.is_terminal:
+        with BarProgress(console) as bars:
+            yield bars
+    else:
+        yield LogProgress()
+
+
+def settings_from(ctx: click.Context) -> Settings:
+    settings: Settings = ctx.obj["settings"]
+    return settings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="clanpulse")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for HTTP requests).")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
+@click.pass_context
+def main(ctx: click.Context, verbose: int, quiet: bool) -> None:
+    """clanpulse: chat activity and game progress of your community, in one database.
+
+    Settings come from CLANPULSE_* environment variables or a .env file in the working
+    directory (see the README).
+    """
+    _setup_logging(verbose, quiet)
+    try:
+        ctx.obj = {"settings": load_settings()}
+    except SettingsError as exc:
+        fail(str(exc), 2)
+
+
+@main.command()
+@click.pass_context
+def init(ctx: click.Context) -> None:
+    """Create the database, or upgrade its schema to this version."""
+    from clanpulse.store.database import open_database
+    from clanpulse.store.migrate import current_revision
+
+    settings = settings_from(ctx)
+
+    async def go() -> str | None:
+        async with open_database(settings.database_url) as db:
+            stderr.print(f"database: {db.display_url}", highlight=False)
+            return await current_revision(db)
+
+    revision = run(go())
+    stderr.print(f"schema is at revision {revision}", highlight=False)
+
+
+@main.group(name="import")
+def import_group() -> None:
+    """Import files exported by other tools."""
+
+
+@import_group.command(name="discord-export")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.pass_context
+def import_discord_export(ctx: click.Context, paths: tuple[Path, ...]) -> None:
+    """Import DiscordChatExporter JSON files, or folders of them (parts included).
+
+    Each file goes in whole or not at all; a file already imported is skipped, and
+    messages already stored (from another file or a harvest) are not counted twice.
+    """
+    from clanpulse.pipeline.discord_import import import_discord_exports
+    from clanpulse.store.database import open_database
+
+    settings = settings_from(ctx)
+
+    async def go() -> Any:
+        async with open_database(settings.database_url) as db:
+            with progress_for(stderr) as progress:
+                return await import_discord_exports(db, paths, settings, progress=progress)
+
+    report = run(go())
+    for outcome in report.files:
+        if outcome.error:
+            continue
+        state = "already imported" if outcome.skipped else (
+            f"{outcome.counts.received} messages, {outcome.counts.inserted} new"
+        )
+        stderr.print(f"{outcome.path}: {state}", highlight=False)
+    totals = report.totals
+    stderr.print(
+        f"imported {len(report.files) - len(report.failed)} of {len(report.files)} files: "
+        f"{totals.inserted} new messages ({totals.counted} counted)",
+        highlight=False,
+    )
+    for outcome in report.failed:
+        stderr.print(f"[bold red]error:[/] {outcome.error}", highlight=False)
+    if report.failed:
+        raise SystemExit(1)
+
+
+@main.group()
+def harvest() -> None:
+    """Fetch new data from the platforms' APIs (incremental, safe to interrupt)."""
+
+
+@harvest.command(name="discord")
+@click.pass_context
+def harvest_discord_cmd(ctx: click.Context) -> None:
+    """Harvest the configured Discord channels (or the whole guild) through the REST API."""
+    from clanpulse.pipeline.discord_harvest import harvest_discord
+    from clanpulse.store.database import open_database
+
+    settings = settings_from(ctx)
+    try:
+        settings.require("discord_token", "discord_source")
+    except SettingsError as exc:
+        fail(str(exc), 2)
+
+    async def go() -> Any:
+        async with open_database(settings.database_url) as db:
+            with progress_for(stderr) as progress:
+                return await harvest_discord(db, settings, progress=progress)
+
+    report = run(go())
+    for warning in report.warnings:
+        stderr.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    totals = report.totals
+    ok = [c for c in report.channels if c.error is None and c.skipped is None]
+    stderr.print(
+        f"harvested {len(ok)} channels: {totals.inserted} new messages ({totals.counted} counted), "
+        f"{report.requests} requests, {report.rate_limited} rate-limited",
+        highlight=False,
+    )
+    for outcome in report.failed:
+        stderr.print(f"[bold red]error:[/] #{outcome.channel.name}: {outcome.error}", highlight=False)
+    if report.failed:
+        raise SystemExit(1)
+
+
+@main.group()
+def report() -> None:
+    """Reports over the stored data."""
+
+
+@report.command(name="activity")
+@click.option("--as-of", "as_of", metavar="DATE|DATETIME",
+              help="End of the windows (exclusive). A date means its midnight in "
+                   "CLANPULSE_TIMEZONE. Default: now.")
+@click.option("--format", "fmt", type=click.Choice(REPORT_FORMATS), default="table",
+              show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to this file instead of standard output (xlsx default: "
+                   "activity-<date>.xlsx).")
+@click.pass_context
+def report_activity(ctx: click.Context, as_of: str | None, fmt: str, output: Path | None) -> None:
+    """Messages per member over the last 7, 30 and 90 days and all time."""
+    from clanpulse.analytics.activity import activity_report
+    from clanpulse.outputs.activity import activity_json, activity_sheet
+    from clanpulse.outputs.tabular import render_table, write_csv, write_xlsx
+    from clanpulse.store.database import open_database
+    from clanpulse.timeutil import parse_as_of
+
+    settings = settings_from(ctx)
+    try:
+        moment = parse_as_of(as_of, settings.zone)
+    except ValueError as exc:
+        fail(str(exc), 2)
+
+    async def go() -> Any:
+        async with open_database(settings.database_url) as db, db.read() as conn:
+            return await activity_report(conn, moment)
+
+    result = run(go())
+    if fmt == "json":
+        _emit_bytes(activity_json(result) + b"\n", output)
+    elif fmt == "csv":
+        if output is None:
+            write_csv(activity_sheet(result), sys.stdout)
+        else:
+            with output.open("w", newline="", encoding="utf-8") as handle:
+                write_csv(activity_sheet(result), handle)
+    elif fmt == "xlsx":
+        path = output or Path(f"activity-{datetime.now(UTC):%Y-%m-%d}.xlsx")
+        write_xlsx([activity_sheet(result)], path)
+        stderr.print(f"wrote {path}", highlight=False)
+    else:
+        console = stdout if output is None else Console(file=output.open("w", encoding="utf-8"), width=160)
+        render_table(activity_sheet(result), console)
+
+
+def _emit_bytes(data: bytes, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    else:
+        output.write_bytes(data)
+
+
+@main.command()
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("clanpulse-demo"), show_default=True,
+              help="Where the demo database and export files go (recreated each run).")
+@click.option("--members", default=300, show_default=True, help="Size of the synthetic community.")
+@click.option("--days", default=120, show_default=True, help="Days of chat history to generate.")
+def demo(directory: Path, members: int, days: int) -> None:
+    """Run the whole pipeline on a synthetic clan against the in-repo fake APIs."""
+    from clanpulse.demo.run import run_demo
+
+    run(run_demo(directory, members=members, days=days, out=stdout, err=stderr))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""Rate limiters driven by what the server says, never by hard-coded numbers.
+
+Discord: limits apply per (bucket, top-level resource). The caller names each request's
+key as ``<method> <route template>|<top-level id>``, e.g. ``GET /channels/{id}/messages|42``;
+responses tell us the bucket and how many requests are left until when.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+
+import httpx2
+
+# Route keys are remembered for this many distinct resources at most; the oldest are forgotten.
+MAX_TRACKED_BUCKETS = 10_000
+
+
+@dataclass(slots=True)
+class _BucketState:
+    remaining: int | None = None
+    reset_at: float = 0.0  # monotonic seconds
+
+
+class DiscordRateLimiter:
+    """Discord's header model: per-bucket remaining/reset, a global pause on global 429s."""
+
+    def __init__(self, global_per_second: int = 50) -> None:
+        self._buckets: OrderedDict[str, _BucketState] = OrderedDict()
+        # route template -> Discord's bucket id, learned from X-RateLimit-Bucket: routes that
+        # share a bucket share its counters (per top-level resource)
+        self._route_bucket: dict[str, str] = {}
+        self._global_until = 0.0
+        self._global_per_second = global_per_second
+        self._recent: deque[float] = deque(maxlen=global_per_second)
+        self._global_lock = asyncio.Lock()
+
+    def _state(self, key: str) -> _BucketState:
+        route, _, major = key.partition("|")
+        bucket = self._route_bucket.get(route)
+        if bucket is not None:
+            key = f"{bucket}|{major}"
+        state = self._buckets.get(key)
+        if state is None:
+            state = self._buckets[key] = _BucketState()
+            if len(self._buckets) > MAX_TRACKED_BUCKETS:
+                self._buckets.popitem(last=False)
+        else:
+            self._buckets.move_to_end(key)
+        return state
+
+    async def before(self, key: str) -> None:
+        state = self._state(key)
+        while True:
+            now = time.monotonic()
+            wait = max(self._global_until - now, 0.0)
+            if state.remaining is not None and state.remaining <= 0 and state.reset_at > now:
+                wait = max(wait, state.reset_at - now)
+            if wait <= 0:
+                break
+            await asyncio.sleep(wait)
+            if state.reset_at <= time.monotonic():
+                state.remaining = None  # the window passed; the next response tells us anew
+        if state.remaining is not None:
+            state.remaining -= 1  # claim a slot so concurrent callers on one bucket queue up
+        await self._global_slot()
+
+    async def _global_slot(self) -> None:
+        # Process-wide cap on requests per second (Discord allows 50 per bot).
+        async with self._global_lock:
+            if len(self._recent) == self._recent.maxlen:
+                wait = self._recent[0] + 1.0 - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            self._recent.append(time.monotonic())
+
+    def after(self, key: str, response: httpx2.Response) -> None:
+        headers = response.headers
+        remaining = headers.get("x-ratelimit-remaining")
+        reset_after = headers.get("x-ratelimit-reset-after")
+        if remaining is None or reset_after is None:
+            return
+        bucket = headers.get("x-ratelimit-bucket")
+        route = key.partition("|")[0]
+        if bucket and self._route_bucket.get(route) != bucket and len(self._route_bucket) < 1000:
+            self._route_bucket[route] = bucket
+        try:
+            state = self._state(key)
+            state.remaining = int(remaining)
+            state.reset_at = time.monotonic() + float(reset_after)
+        except ValueError:
+            return  # a malformed header tells us nothing; the 429 path still protects us
+
+    def rate_limited(self, key: str, response: httpx2.Response, wait: float) -> None:
+        until = time.monotonic() + wait
+        is_global = response.headers.get("x-ratelimit-global", "").lower() == "true"
+        if not is_global:
+            try:
+                is_global = bool(response.json().get("global"))
+            except (ValueError, AttributeError):
+                is_global = False
+        if is_global:
+            self._global_until = max(self._global_until, until)
+        else:
+            state = self._state(key)
+            state.remaining = 0
+            state.reset_at = max(state.reset_at, until)

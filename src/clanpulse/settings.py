@@ -1,0 +1,105 @@
+"""Settings: one object, read from ``CLANPULSE_*`` environment variables and an optional ``.env``.
+
+A command asks for the settings it needs with :meth:`Settings.require`; a missing or
+malformed value stops it before it does anything, with one message naming the variable.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "CLANPULSE_"
+DISCORD_API_URL = "https://discord.com/api/v10"
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message names the environment variable."""
+
+
+def _split_list(value: Any) -> Any:
+    # Lists are written the way people write them in env files: comma separated.
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    database_url: str = "sqlite+aiosqlite:///clanpulse.db"
+    timezone: str = "UTC"
+
+    discord_token: SecretStr | None = None
+    discord_channels: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    discord_guild_id: int | None = None
+    discord_bridge_authors: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    discord_api_url: str = DISCORD_API_URL
+
+    @field_validator("discord_channels", "discord_bridge_authors", mode="before")
+    @classmethod
+    def _lists(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name like Europe/London)") from exc
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_url(cls, value: str) -> str:
+        # Plain scheme names are accepted and mapped to the async drivers we ship.
+        if value.startswith(("sqlite:///", "sqlite+aiosqlite:///")):
+            return value.replace("sqlite:///", "sqlite+aiosqlite:///", 1)
+        if value.startswith(("postgresql://", "postgres://", "postgresql+asyncpg://")):
+            rest = value.split("://", 1)[1]
+            return f"postgresql+asyncpg://{rest}"
+        raise ValueError("must start with sqlite:/// or postgresql+asyncpg://")
+
+    @field_validator("discord_api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def require(self, *names: str) -> None:
+        """Stop with a clear message unless every named setting has a value."""
+        for name in names:
+            if name == "discord_source":
+                if not self.discord_channels and self.discord_guild_id is None:
+                    raise SettingsError(
+                        f"{ENV_PREFIX}DISCORD_CHANNELS or {ENV_PREFIX}DISCORD_GUILD_ID must be set "
+                        "(which channels to harvest)"
+                    )
+                continue
+            if getattr(self, name) in (None, "", []):
+                raise SettingsError(f"{ENV_PREFIX}{name.upper()} is not set")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings; turn pydantic's error into one line naming the variable.
+
+    The offending value is never echoed back: it may be a secret.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "?"
+        reason = first["msg"].removeprefix("Value error, ")
+        raise SettingsError(f"{ENV_PREFIX}{field.upper()} is malformed: {reason}") from None

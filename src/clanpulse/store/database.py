@@ -1,0 +1,117 @@
+"""Engines: one writer and a pool of readers.
+
+SQLite (the embedded default) runs in WAL mode with exactly one writer connection that
+opens every transaction with ``BEGIN IMMEDIATE``: it takes the write lock up front, so a
+transaction never fails half-way with "database is locked", and readers, each in their
+own snapshot, never wait for it. PostgreSQL gets one pool; writes are still funnelled
+through one lock per process so both backends behave the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
+
+SQLITE_READERS = 4
+# The writer waits this long for another process's write lock before giving up.
+SQLITE_WRITER_BUSY_MS = 30_000
+SQLITE_READER_BUSY_MS = 5_000
+
+
+def _sqlite_engine(url: str, *, writer: bool) -> AsyncEngine:
+    engine = create_async_engine(
+        url,
+        poolclass=AsyncAdaptedQueuePool,
+        pool_size=1 if writer else SQLITE_READERS,
+        max_overflow=0,
+    )
+    busy_ms = SQLITE_WRITER_BUSY_MS if writer else SQLITE_READER_BUSY_MS
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _configure(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from the driver; we emit BEGIN ourselves below.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            if writer:
+                # WAL is a property of the file: set it once, when it is not set yet.
+                cursor.execute("PRAGMA journal_mode")
+                if str(cursor.fetchone()[0]).lower() != "wal":
+                    cursor.execute("PRAGMA journal_mode = WAL")
+                cursor.execute("PRAGMA synchronous = NORMAL")
+            else:
+                cursor.execute("PRAGMA query_only = ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(connection: Any) -> None:
+        # Readers take a deferred BEGIN: a consistent snapshot for a whole report.
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
+
+    return engine
+
+
+class Database:
+    """The store's connections. Use :meth:`write` for the one writer, :meth:`read` for reports."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.backend = make_url(url).get_backend_name()
+        if self.backend == "sqlite":
+            self.writer = _sqlite_engine(url, writer=True)
+            self.reader = _sqlite_engine(url, writer=False)
+        elif self.backend == "postgresql":
+            self.writer = create_async_engine(url, pool_size=5, max_overflow=5, pool_pre_ping=True)
+            self.reader = self.writer
+        else:
+            raise ValueError(f"unsupported database backend {self.backend!r}")
+        self._write_lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        # The URL may hold a password.
+        return f"Database({make_url(self.url).render_as_string(hide_password=True)!r})"
+
+    @property
+    def display_url(self) -> str:
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """One write transaction: commits when the block ends, rolls back on any error."""
+        async with self._write_lock, self.writer.begin() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A read-only snapshot."""
+        async with self.reader.connect() as conn, conn.begin():
+            yield conn
+
+    async def close(self) -> None:
+        await self.writer.dispose()
+        if self.reader is not self.writer:
+            await self.reader.dispose()
+
+
+@asynccontextmanager
+async def open_database(url: str, *, migrate: bool = True) -> AsyncIterator[Database]:
+    """Open the store, bringing its schema up to date first (every command does this)."""
+    from clanpulse.store.migrate import upgrade
+
+    db = Database(url)
+    try:
+        if migrate:
+            await upgrade(db)
+        yield db
+    finally:
+        await db.close()
