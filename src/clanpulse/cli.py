@@ -46,6 +46,7 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
     # httpx2 logs every request URL at INFO; keep that to -vv
     logging.getLogger("httpx2").setLevel(logging.DEBUG if verbose > 1 else logging.WARNING)
     logging.getLogger("httpcore2").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -250,8 +251,14 @@ def report_activity(ctx: click.Context, as_of: str | None, fmt: str, output: Pat
         write_xlsx([activity_sheet(result)], path)
         stderr.print(f"wrote {path}", highlight=False)
     else:
-        console = stdout if output is None else Console(file=output.open("w", encoding="utf-8"), width=160)
-        render_table(activity_sheet(result), console)
+        render_table(activity_sheet(result), _table_console(output))
+
+
+def _table_console(output: Path | None) -> Console:
+    """The terminal as it is; files and pipes get a width that fits the widest reports."""
+    if output is not None:
+        return Console(file=output.open("w", encoding="utf-8"), width=200)
+    return stdout if stdout.is_terminal else Console(width=200)
 
 
 def _emit_bytes(data: bytes, output: Path | None) -> None:

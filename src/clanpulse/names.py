@@ -41,5 +41,8 @@ def normalize_osrs_name(raw: str) -> str:
 
 
 def is_valid_osrs_name(normalized: str) -> bool:
-    """Tell whether a normalized name can be an OSRS account: 1-12 of ``[a-z0-9 ]``, no edge spaces."""
+    """Tell whether a normalized name can be an OSRS account.
+
+    That is 1-12 characters of ``[a-z0-9 ]``, not starting or ending with a space.
+    """
     return _VALID_NORMALIZED.fullmatch(normalized) is not None

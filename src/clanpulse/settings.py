@@ -59,8 +59,10 @@ class Settings(BaseSettings):
     @classmethod
     def _supported_url(cls, value: str) -> str:
         # Plain scheme names are accepted and mapped to the async drivers we ship.
-        if value.startswith(("sqlite:///", "sqlite+aiosqlite:///")):
-            return value.replace("sqlite:///", "sqlite+aiosqlite:///", 1)
+        if value.startswith("sqlite+aiosqlite:///"):
+            return value
+        if value.startswith("sqlite:///"):
+            return "sqlite+aiosqlite:///" + value.removeprefix("sqlite:///")
         if value.startswith(("postgresql://", "postgres://", "postgresql+asyncpg://")):
             rest = value.split("://", 1)[1]
             return f"postgresql+asyncpg://{rest}"

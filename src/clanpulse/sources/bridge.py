@@ -34,7 +34,8 @@ SYSTEM_PATTERNS: tuple[re.Pattern[str], ...] = (
 )
 
 _BROADCAST = re.compile(
-    r"(?P<who>.+?) (?:received a (?:new collection log item|drop)|has (?:reached|achieved|completed))\b"
+    r"(?P<who>.+?) "
+    r"(?:received a (?:new collection log item|drop)|has (?:reached|achieved|completed))\b"
 )
 
 # The relay puts a backslash before Markdown-special characters; a backslash before a letter

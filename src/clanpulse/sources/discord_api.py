@@ -137,7 +137,7 @@ class ApiReaction(_Payload):
 
 
 class ApiInteraction(_Payload):
-    """``interaction_metadata`` or its deprecated predecessor ``interaction``: who ran the command."""
+    """Who ran the command, from ``interaction_metadata`` or the deprecated ``interaction``."""
 
     user: ApiUser | None = None
 
