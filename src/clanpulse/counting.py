@@ -42,8 +42,11 @@ class BridgeAuthors:
     names: frozenset[str] = frozenset()
 
     @classmethod
-    def from_strings(cls, entries: Iterable[str]) -> BridgeAuthors:
-        """Build from configuration entries: all digits is an author id, anything else a name."""
+    def from_settings(cls, entries: Iterable[str]) -> BridgeAuthors:
+        """Build from the configured entries (``CLANPULSE_DISCORD_BRIDGE_AUTHORS``).
+
+        An entry of digits only is an author id, anything else an author name.
+        """
         ids: set[int] = set()
         names: set[str] = set()
         for entry in entries:

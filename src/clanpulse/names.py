@@ -22,11 +22,7 @@ _VALID_NORMALIZED = re.compile(r"[a-z0-9](?:[a-z0-9 ]{0,10}[a-z0-9])?")
 
 @lru_cache(maxsize=4096)
 def _is_separator(char: str) -> bool:
-    return (
-        char in "-_"
-        or char in _JS_LINE_AND_CONTROL_SPACES
-        or unicodedata.category(char) == "Zs"
-    )
+    return char in "-_" or char in _JS_LINE_AND_CONTROL_SPACES or unicodedata.category(char) == "Zs"
 
 
 def normalize_osrs_name(raw: str) -> str:

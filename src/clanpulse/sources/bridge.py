@@ -20,9 +20,7 @@ BridgeLineKind = Literal["chat", "system", "broadcast", "unknown"]
 # segment later in the line is text, never a second speaker. The relay escapes players' own
 # asterisks (`\*\*wow\*\*`), so the first unescaped `**...**` is the name. Badges come as raw
 # custom emoji (`<:Owner:123>`, `<a:Owner:123>`) or as rendered by an exporter (`:Owner:`).
-_CHAT = re.compile(
-    r"(?:(?:<a?:\w+:\d+>|:\w+:)\s*)*\*\*(?P<name>[^*\n]{1,40}?)\*\*:\s?(?P<text>.*)"
-)
+_CHAT = re.compile(r"(?:(?:<a?:\w+:\d+>|:\w+:)\s*)*\*\*(?P<name>[^*\n]{1,40}?)\*\*:\s?(?P<text>.*)")
 
 # Membership sentences. Only the invitation wording has been seen from the relay; the other
 # two are the expected wordings, which is why callers may pass their own list. Each pattern

@@ -52,7 +52,8 @@ class ApiPayloadError(ValueError):
         self.detail = detail
 
 
-def _short_repr(value: object, limit: int = 40) -> str:
+def short_repr(value: object, limit: int = 40) -> str:
+    """A value quoted for an error message, cut to ``limit`` characters."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -67,9 +68,9 @@ def parse_snowflake(value: object) -> int:
     elif isinstance(value, int) and not isinstance(value, bool):
         number = value
     else:
-        raise ValueError(f"not a snowflake id: {_short_repr(value)}")
+        raise ValueError(f"not a snowflake id: {short_repr(value)}")
     if not 0 <= number < _SNOWFLAKE_LIMIT:
-        raise ValueError(f"snowflake id out of range: {_short_repr(value)}")
+        raise ValueError(f"snowflake id out of range: {short_repr(value)}")
     return number
 
 
@@ -80,17 +81,17 @@ def parse_timestamp(value: object) -> datetime:
     without an offset is rejected rather than guessed: its zone is unknowable.
     """
     if not isinstance(value, str):
-        raise ValueError(f"not a timestamp string: {_short_repr(value)}")
+        raise ValueError(f"not a timestamp string: {short_repr(value)}")
     try:
         parsed = datetime.fromisoformat(_EXTRA_FRACTION.sub(r"\1", value, count=1))
     except ValueError:
-        raise ValueError(f"not an ISO 8601 timestamp: {_short_repr(value)}") from None
+        raise ValueError(f"not an ISO 8601 timestamp: {short_repr(value)}") from None
     if parsed.tzinfo is None or parsed.utcoffset() is None:
-        raise ValueError(f"timestamp without a UTC offset: {_short_repr(value)}")
+        raise ValueError(f"timestamp without a UTC offset: {short_repr(value)}")
     try:
         return parsed.astimezone(UTC)
     except OverflowError:
-        raise ValueError(f"timestamp out of range: {_short_repr(value)}") from None
+        raise ValueError(f"timestamp out of range: {short_repr(value)}") from None
 
 
 def _checked_timestamp_text(value: str) -> str:
@@ -116,13 +117,14 @@ class ApiUser(_Payload):
     global_name: str | None = None
     bot: bool = False
 
-    def to_record(self, nickname: str | None = None) -> DiscordUser:
+    def to_record(self, nickname: str | None = None, *, is_webhook: bool = False) -> DiscordUser:
         return DiscordUser(
             id=self.id,
             username=self.username,
             global_name=self.global_name,
             nickname=nickname,
             is_bot=self.bot,
+            is_webhook=is_webhook,
         )
 
 
@@ -160,21 +162,23 @@ class ApiMessage(_Payload):
 
     def to_record(self) -> ChatMessage:
         reference = self.message_reference
-        reply_to = reference.message_id if reference and self.type == REPLY_TYPE else None
-        command = self.interaction_metadata or self.interaction
-        interaction_user = command.user if command else None
+        reply_to = None
+        # Pins, crossposts and thread notices carry a reference too; only a reply answers it.
+        if reference is not None and self.type == REPLY_TYPE:
+            reply_to = reference.message_id
+        interaction_user = next(
+            (
+                command.user
+                for command in (self.interaction_metadata, self.interaction)
+                if command is not None and command.user is not None
+            ),
+            None,
+        )
         return ChatMessage(
             id=self.id,
             channel_id=self.channel_id,
-            author=DiscordUser(
-                id=self.author.id,
-                username=self.author.username,
-                global_name=self.author.global_name,
-                # History pages carry no guild member, so the nickname is unknown here.
-                nickname=None,
-                is_bot=self.author.bot,
-                is_webhook=self.webhook_id is not None,
-            ),
+            # History pages carry no guild member, so the nickname is unknown here.
+            author=self.author.to_record(is_webhook=self.webhook_id is not None),
             sent_at=self.timestamp,
             type=self.type,
             content=self.content,
@@ -182,7 +186,7 @@ class ApiMessage(_Payload):
             reply_to=reply_to,
             attachments=len(self.attachments),
             reactions=sum(reaction.count for reaction in self.reactions),
-            interaction_user=interaction_user.to_record() if interaction_user else None,
+            interaction_user=None if interaction_user is None else interaction_user.to_record(),
         )
 
 

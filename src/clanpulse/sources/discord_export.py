@@ -15,14 +15,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import ijson  # type: ignore[import-untyped]
 
 from clanpulse.records import Channel, ChatMessage, DiscordUser
-from clanpulse.sources.discord_api import parse_snowflake, parse_timestamp
+from clanpulse.sources.discord_api import parse_snowflake, parse_timestamp, short_repr
 
 _CHUNK_SIZE = 64 * 1024
 _UTF8_BOM = b"\xef\xbb\xbf"
@@ -67,17 +66,22 @@ _PART_SUFFIX = re.compile(r"(?P<base>.*) \[part (?P<number>[0-9]+)\]")
 _NOT_AN_EXPORT = "not a DiscordChatExporter export"
 
 
+# Every character str.splitlines() breaks on, written as its escape so a message stays one line.
+_LINE_BREAKS = {ord(char): repr(char)[1:-1] for char in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"}
+
+
 def _one_line(text: str) -> str:
-    return text.replace("\r", "\\r").replace("\n", "\\n")
+    return text.translate(_LINE_BREAKS)
 
 
 class ExportError(ValueError):
     """A DiscordChatExporter file that cannot be imported (or only partly).
 
     ``position`` says where, for people: ``file``, ``root``, ``channel``,
-    ``byte 18234 (line 512)`` or ``messages[17] (id 1487134655437209628)``. ``offset`` is the
-    byte offset when the problem is invalid JSON. ``str()`` is one line:
-    ``<path>: <position>: <reason>``.
+    ``byte 18234 (line 512)`` or ``messages[17] (id 1487134655437209628)``. For invalid JSON
+    ``offset`` is the exact 0-based byte offset of the first byte the parser rejected (for a
+    truncated file: the file size), counted from the start of the file. ``str()`` is one
+    line: ``<path>: <position>: <reason>``.
     """
 
     def __init__(
@@ -126,8 +130,8 @@ def _parser_problem(exc: Exception) -> str:
     detail = exc.args[0] if exc.args else exc
     if isinstance(detail, bytes):
         detail = detail.decode("utf-8", errors="replace")
-    first_line = str(detail).strip().splitlines()
-    return first_line[0] if first_line else type(exc).__name__
+    lines = str(detail).strip().splitlines()
+    return lines[0].rstrip(".") if lines else type(exc).__name__
 
 
 def _events(path: Path) -> Iterator[_Event]:
@@ -137,19 +141,26 @@ def _events(path: Path) -> Iterator[_Event]:
     end = 0
     newlines = 0
     for offset, chunk in _chunks(path):
+        problem = None
         try:
             parser.send(chunk)
         except ijson.JSONError as exc:
-            raise _locate_invalid_json(path, offset, _parser_problem(exc)) from None
-        end = offset + len(chunk)
-        newlines += chunk.count(b"\n")
+            problem = _parser_problem(exc)
+        # On failure the sink still holds the events parsed before the bad byte: handing them
+        # out first lets readers keep every message completed before it (or stop early, with
+        # no error at all, when they already have what they need).
         yield from sink
         del sink[:]
+        if problem is not None:
+            raise _locate_invalid_json(path, offset, problem)
+        end = offset + len(chunk)
+        newlines += chunk.count(b"\n")
     try:
         parser.close()
     except ijson.JSONError as exc:
         # Only the end of input can fail here (a truncated file): the offset is exact.
-        raise _InvalidJson(end, newlines + 1, _parser_problem(exc)) from None
+        problem = _parser_problem(exc) if end else "the file is empty"
+        raise _InvalidJson(end, newlines + 1, problem) from None
     yield from sink
 
 
@@ -239,8 +250,14 @@ def _skip(event: str, events: Iterator[_Event]) -> None:
 
 
 _RootItemKind = Literal[
-    "not_object", "guild", "channel", "messages_start", "message", "messages_end",
-    "messages_not_array", "end",
+    "not_object",
+    "guild",
+    "channel",
+    "messages_start",
+    "message",
+    "messages_end",
+    "messages_not_array",
+    "end",
 ]
 
 
@@ -299,38 +316,40 @@ class _FieldProblem(Exception):
         return f"'{self.field}': {self.problem}"
 
 
-def _short_repr(value: object, limit: int = 40) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _get(obj: dict[str, Any], key: str, field: str, *, required: bool) -> Any:
+def _present(obj: dict[str, Any], key: str, field: str) -> Any:
     value = obj.get(key)
-    if value is None and required:
+    if value is None:
         raise _FieldProblem(field, "missing required field" if key not in obj else "is null")
     return value
 
 
-def _snowflake(obj: dict[str, Any], key: str, field: str, *, required: bool) -> int | None:
-    value = _get(obj, key, field, required=required)
-    if value is None:
-        return None
+_Value = TypeVar("_Value")
+
+
+def _converted(value: object, field: str, convert: Callable[[object], _Value]) -> _Value:
     try:
-        return parse_snowflake(value)
+        return convert(value)
     except ValueError as exc:
         raise _FieldProblem(field, str(exc)) from None
 
 
-def _required_snowflake(obj: dict[str, Any], key: str, field: str) -> int:
-    value = _snowflake(obj, key, field, required=True)
-    assert value is not None  # required=True never returns None
-    return value
+def _required(
+    obj: dict[str, Any], key: str, field: str, convert: Callable[[object], _Value]
+) -> _Value:
+    return _converted(_present(obj, key, field), field, convert)
+
+
+def _optional(
+    obj: dict[str, Any], key: str, field: str, convert: Callable[[object], _Value]
+) -> _Value | None:
+    value = obj.get(key)
+    return None if value is None else _converted(value, field, convert)
 
 
 def _string(obj: dict[str, Any], key: str, field: str) -> str | None:
     value = obj.get(key)
     if value is not None and not isinstance(value, str):
-        raise _FieldProblem(field, f"expected a string, got {_short_repr(value)}")
+        raise _FieldProblem(field, f"expected a string, got {short_repr(value)}")
     return value
 
 
@@ -339,7 +358,7 @@ def _flag(obj: dict[str, Any], key: str, field: str) -> bool:
     if value is None:
         return False
     if not isinstance(value, bool):
-        raise _FieldProblem(field, f"expected true or false, got {_short_repr(value)}")
+        raise _FieldProblem(field, f"expected true or false, got {short_repr(value)}")
     return value
 
 
@@ -348,13 +367,13 @@ def _array(obj: dict[str, Any], key: str, field: str) -> list[Any]:
     if value is None:
         return []
     if not isinstance(value, list):
-        raise _FieldProblem(field, f"expected an array, got {_short_repr(value)}")
+        raise _FieldProblem(field, f"expected an array, got {short_repr(value)}")
     return value
 
 
 def _object(value: Any, field: str) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise _FieldProblem(field, f"expected an object, got {_short_repr(value)}")
+        raise _FieldProblem(field, f"expected an object, got {short_repr(value)}")
     return value
 
 
@@ -363,27 +382,11 @@ def _optional_object(obj: dict[str, Any], key: str, field: str) -> dict[str, Any
     return None if value is None else _object(value, field)
 
 
-def _timestamp(obj: dict[str, Any], key: str, field: str, *, required: bool) -> datetime | None:
-    value = _get(obj, key, field, required=required)
-    if value is None:
-        return None
-    try:
-        return parse_timestamp(value)
-    except ValueError as exc:
-        raise _FieldProblem(field, str(exc)) from None
-
-
-def _required_timestamp(obj: dict[str, Any], key: str, field: str) -> datetime:
-    value = _timestamp(obj, key, field, required=True)
-    assert value is not None  # required=True never returns None
-    return value
-
-
 def _type_number(obj: dict[str, Any], names: dict[str, int], field: str) -> int:
     """A channel or message kind as the API's type number: named, numeric, or unknown (-1)."""
-    value = _get(obj, "type", field, required=True)
+    value = _present(obj, "type", field)
     if isinstance(value, bool) or not isinstance(value, str | int):
-        raise _FieldProblem(field, f"expected a type name, got {_short_repr(value)}")
+        raise _FieldProblem(field, f"expected a type name, got {short_repr(value)}")
     if isinstance(value, int):
         return value if 0 <= value < 10**9 else UNKNOWN_TYPE
     if value in names:
@@ -397,7 +400,7 @@ def _type_number(obj: dict[str, Any], names: dict[str, int], field: str) -> int:
 def _user(raw: Any, field: str) -> DiscordUser:
     user = _object(raw, field)
     return DiscordUser(
-        id=_required_snowflake(user, "id", f"{field}.id"),
+        id=_required(user, "id", f"{field}.id", parse_snowflake),
         username=_string(user, "name", f"{field}.name") or "",
         global_name=None,
         nickname=_string(user, "nickname", f"{field}.nickname"),
@@ -408,23 +411,23 @@ def _user(raw: Any, field: str) -> DiscordUser:
 
 
 def _message(raw: dict[str, Any], channel_id: int) -> ChatMessage:
-    message_id = _required_snowflake(raw, "id", "id")
+    message_id = _required(raw, "id", "id", parse_snowflake)
     message_type = _type_number(raw, MESSAGE_TYPES, "type")
-    sent_at = _required_timestamp(raw, "timestamp", "timestamp")
-    edited_at = _timestamp(raw, "timestampEdited", "timestampEdited", required=False)
-    author = _user(_get(raw, "author", "author.id", required=True), "author")
+    sent_at = _required(raw, "timestamp", "timestamp", parse_timestamp)
+    edited_at = _optional(raw, "timestampEdited", "timestampEdited", parse_timestamp)
+    author = _user(_present(raw, "author", "author"), "author")
 
     reply_to = None
     reference = _optional_object(raw, "reference", "reference")
     if reference is not None and message_type == _REPLY_TYPE:
-        reply_to = _snowflake(reference, "messageId", "reference.messageId", required=False)
+        reply_to = _optional(reference, "messageId", "reference.messageId", parse_snowflake)
 
     reactions = 0
     for index, reaction in enumerate(_array(raw, "reactions", "reactions")):
         field = f"reactions[{index}].count"
-        count = _get(_object(reaction, f"reactions[{index}]"), "count", field, required=True)
+        count = _present(_object(reaction, f"reactions[{index}]"), "count", field)
         if not isinstance(count, int) or isinstance(count, bool) or count < 0:
-            raise _FieldProblem(field, f"expected a count, got {_short_repr(count)}")
+            raise _FieldProblem(field, f"expected a count, got {short_repr(count)}")
         reactions += count
 
     interaction = _optional_object(raw, "interaction", "interaction")
@@ -450,19 +453,19 @@ def _message(raw: dict[str, Any], channel_id: int) -> ChatMessage:
 def _channel(raw: Any, guild_id: int | None) -> Channel:
     channel = _object(raw, "channel")
     return Channel(
-        id=_required_snowflake(channel, "id", "id"),
+        id=_required(channel, "id", "id", parse_snowflake),
         name=_string(channel, "name", "name") or "",
         type=_type_number(channel, CHANNEL_TYPES, "type"),
         guild_id=guild_id,
         # For threads the exporter's "category" is the parent channel; for other channels it
         # is the category, which is also what the API calls parent_id.
-        parent_id=_snowflake(channel, "categoryId", "categoryId", required=False),
+        parent_id=_optional(channel, "categoryId", "categoryId", parse_snowflake),
     )
 
 
 def _guild_id(raw: Any) -> int | None:
     guild = _object(raw, "guild")
-    guild_id = _snowflake(guild, "id", "id", required=False)
+    guild_id = _optional(guild, "id", "id", parse_snowflake)
     return None if guild_id == _DM_GUILD_ID else guild_id
 
 
@@ -496,6 +499,9 @@ class DiscordExport:
         """
         if size < 1:
             raise ValueError("batch size must be at least 1")
+        return self._stream(size)
+
+    def _stream(self, size: int) -> Iterator[list[ChatMessage]]:
         batch: list[ChatMessage] = []
         count = 0
         last_complete = "no complete message before it"
@@ -504,7 +510,7 @@ class DiscordExport:
         try:
             for kind, value in walker:
                 if kind == "not_object":
-                    raise self._error("root", f"{_NOT_AN_EXPORT} (root is not an object)")
+                    raise self._error("root", _not_an_object(value))
                 if kind == "messages_not_array":
                     raise self._error("messages", f"{_NOT_AN_EXPORT} ('messages' is not an array)")
                 if kind == "messages_start":
@@ -531,7 +537,7 @@ class DiscordExport:
 
     def _message(self, index: int, raw: Any) -> ChatMessage:
         if not isinstance(raw, dict):
-            raise self._error(f"messages[{index}]", f"expected an object, got {_short_repr(raw)}")
+            raise self._error(f"messages[{index}]", f"expected an object, got {short_repr(raw)}")
         try:
             return _message(raw, self.channel.id)
         except _FieldProblem as problem:
@@ -539,6 +545,11 @@ class DiscordExport:
 
     def _error(self, position: str, reason: str) -> ExportError:
         return ExportError(self.path, position, reason)
+
+
+def _not_an_object(first_event: str | None) -> str:
+    what = "an array" if first_event == "start_array" else "not an object"
+    return f"{_NOT_AN_EXPORT} (root is {what})"
 
 
 def _invalid_json_error(path: Path, exc: _InvalidJson, context: str) -> ExportError:
@@ -565,8 +576,7 @@ def open_export(path: Path) -> DiscordExport:
     try:
         for kind, value in walker:
             if kind == "not_object":
-                what = "an array" if value == "start_array" else "not an object"
-                raise ExportError(path, "root", f"{_NOT_AN_EXPORT} (root is {what})")
+                raise ExportError(path, "root", _not_an_object(value))
             if kind == "guild":
                 guild_id = _read_header_part(path, "guild", _guild_id, value)
             elif kind == "channel":
@@ -587,10 +597,7 @@ def open_export(path: Path) -> DiscordExport:
     return DiscordExport(path=path, channel=channel)
 
 
-_Header = TypeVar("_Header")
-
-
-def _read_header_part(path: Path, part: str, read: Callable[[Any], _Header], raw: Any) -> _Header:
+def _read_header_part(path: Path, part: str, read: Callable[[Any], _Value], raw: Any) -> _Value:
     try:
         return read(raw)
     except _FieldProblem as problem:
