@@ -65,5 +65,9 @@ def chat(
     return ClassifiedMessage(message=message, kind=kind, speaker=osrs)
 
 
-def batch(*messages: ClassifiedMessage, channel: Channel = GENERAL, cursor: tuple[str, str, str] | None = None) -> MessageBatch:
+def batch(
+    *messages: ClassifiedMessage,
+    channel: Channel = GENERAL,
+    cursor: tuple[str, str, str] | None = None,
+) -> MessageBatch:
     return MessageBatch(channel=channel, messages=list(messages), cursor=cursor)

@@ -45,7 +45,9 @@ async def _report(db: Database, when: str):  # type: ignore[no-untyped-def]
 async def test_counts_are_exact_for_any_as_of_not_rounded_to_days(db: Database) -> None:
     # one message per hour over 40 days; every window must count exactly its hours
     start = at("2026-02-01 00:30")
-    messages = [chat(FERN, str((start + timedelta(hours=h)).replace(tzinfo=None))) for h in range(40 * 24)]
+    messages = [
+        chat(FERN, str((start + timedelta(hours=h)).replace(tzinfo=None))) for h in range(40 * 24)
+    ]
     await write(db, *messages)
     for as_of in ("2026-03-10 00:00", "2026-03-10 07:45", "2026-03-02 23:59:59"):
         report = await _report(db, as_of)
@@ -62,7 +64,13 @@ async def test_a_message_counts_once_however_often_it_is_written(db: Database) -
     await write(db, first, chat(QUILL, "2026-03-28 11:00"))
     again = await write(db, first)
     assert again.inserted == 0
-    edited = chat(FERN, "2026-03-28 10:00", edited="2026-03-28 10:05", content="edited", msg_id=first.message.id)
+    edited = chat(
+        FERN,
+        "2026-03-28 10:00",
+        edited="2026-03-28 10:05",
+        content="edited",
+        msg_id=first.message.id,
+    )
     result = await write(db, edited)
     assert (result.inserted, result.edited) == (0, 1)
     report = await _report(db, "2026-03-29 00:00")
@@ -117,10 +125,12 @@ async def test_members_sort_by_30_day_messages_then_name(db: Database) -> None:
     a, b, c = user(1, "bravo"), user(2, "alpha"), user(3, "charlie")
     await write(
         db,
-        chat(a, "2026-03-20 10:00"), chat(a, "2026-03-20 11:00"),
+        chat(a, "2026-03-20 10:00"),
+        chat(a, "2026-03-20 11:00"),
         chat(b, "2026-03-20 10:00"),
         chat(c, "2026-03-20 10:00"),
-        chat(c, "2025-01-01 10:00"), chat(c, "2025-01-02 10:00"),  # old: only in "all"
+        chat(c, "2025-01-01 10:00"),
+        chat(c, "2025-01-02 10:00"),  # old: only in "all"
     )
     report = await _report(db, "2026-03-29 00:00")
     assert [m.name for m in report.members] == ["bravo", "alpha", "charlie"]

@@ -30,11 +30,20 @@ def populated(db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> s
             await ingest_batch(
                 conn,
                 batch(
-                    chat(user(574204114108547089, "fernwhistle", nickname="Fern"), "2026-03-28 10:00"),
-                    chat(user(574204114108547089, "fernwhistle", nickname="Fern"), "2026-03-28 22:59:59"),
-                    chat(user(574204114108547089, "fernwhistle", nickname="Fern"), "2026-03-28 23:00"),
+                    chat(
+                        user(574204114108547089, "fernwhistle", nickname="Fern"), "2026-03-28 10:00"
+                    ),
+                    chat(
+                        user(574204114108547089, "fernwhistle", nickname="Fern"),
+                        "2026-03-28 22:59:59",
+                    ),
+                    chat(
+                        user(574204114108547089, "fernwhistle", nickname="Fern"), "2026-03-28 23:00"
+                    ),
                     chat(user(806060084428931093, "quill"), "2026-01-02 10:00"),
-                    chat(BRIDGE, "2026-03-20 10:00", kind=MessageKind.BRIDGE_CHAT, speaker="Sea_Lark"),
+                    chat(
+                        BRIDGE, "2026-03-20 10:00", kind=MessageKind.BRIDGE_CHAT, speaker="Sea_Lark"
+                    ),
                 ),
             )
 
@@ -58,7 +67,9 @@ def test_json_follows_the_documented_contract(populated: str) -> None:
     assert first["name"] == "Fern"
     assert first["messages"] == {"7d": 2, "30d": 2, "90d": 2, "all": 2}  # 23:00 is not before as_of
     assert first["last_message_at"] == "2026-03-28T22:59:59Z"
-    assert first["accounts"] == [{"platform": "discord", "id": "574204114108547089", "name": "Fern"}]
+    assert first["accounts"] == [
+        {"platform": "discord", "id": "574204114108547089", "name": "Fern"}
+    ]
     by_name = {m["name"]: m for m in doc["members"]}
     assert by_name["Sea_Lark"]["accounts"] == [{"platform": "osrs", "id": None, "name": "Sea_Lark"}]
     assert by_name["quill"]["messages"] == {"7d": 0, "30d": 0, "90d": 1, "all": 1}
@@ -82,7 +93,9 @@ def test_csv_and_xlsx_and_table_carry_the_same_rows(populated: str, tmp_path: Pa
     run_cli("report", "activity", *as_of, "--format", "xlsx", "--output", str(path))
     sheet = openpyxl.load_workbook(path).active
     assert sheet is not None
-    values = [list(r) for r in sheet.iter_rows(min_row=2, max_row=len(expected) + 1, values_only=True)]
+    values = [
+        list(r) for r in sheet.iter_rows(min_row=2, max_row=len(expected) + 1, values_only=True)
+    ]
     assert [[r[0], r[1], *r[3:7]] for r in values] == expected
     assert sheet.freeze_panes == "A2"  # header stays visible
     assert sheet.conditional_formatting  # zero cells are highlighted

@@ -17,8 +17,13 @@ TOKEN = "test-token-not-a-real-one-7f3a9c"
 def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
     for name in (
-        "DATABASE_URL", "TIMEZONE", "DISCORD_TOKEN", "DISCORD_CHANNELS", "DISCORD_GUILD_ID",
-        "DISCORD_BRIDGE_AUTHORS", "DISCORD_API_URL",
+        "DATABASE_URL",
+        "TIMEZONE",
+        "DISCORD_TOKEN",
+        "DISCORD_CHANNELS",
+        "DISCORD_GUILD_ID",
+        "DISCORD_BRIDGE_AUTHORS",
+        "DISCORD_API_URL",
     ):
         monkeypatch.delenv(f"CLANPULSE_{name}", raising=False)
 

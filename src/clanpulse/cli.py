@@ -149,8 +149,10 @@ def import_discord_export(ctx: click.Context, paths: tuple[Path, ...]) -> None:
     for outcome in report.files:
         if outcome.error:
             continue
-        state = "already imported" if outcome.skipped else (
-            f"{outcome.counts.received} messages, {outcome.counts.inserted} new"
+        state = (
+            "already imported"
+            if outcome.skipped
+            else (f"{outcome.counts.received} messages, {outcome.counts.inserted} new")
         )
         stderr.print(f"{outcome.path}: {state}", highlight=False)
     totals = report.totals
@@ -199,7 +201,9 @@ def harvest_discord_cmd(ctx: click.Context) -> None:
         highlight=False,
     )
     for outcome in report.failed:
-        stderr.print(f"[bold red]error:[/] #{outcome.channel.name}: {outcome.error}", highlight=False)
+        stderr.print(
+            f"[bold red]error:[/] #{outcome.channel.name}: {outcome.error}", highlight=False
+        )
     if report.failed:
         raise SystemExit(1)
 
@@ -210,14 +214,22 @@ def report() -> None:
 
 
 @report.command(name="activity")
-@click.option("--as-of", "as_of", metavar="DATE|DATETIME",
-              help="End of the windows (exclusive). A date means its midnight in "
-                   "CLANPULSE_TIMEZONE. Default: now.")
-@click.option("--format", "fmt", type=click.Choice(REPORT_FORMATS), default="table",
-              show_default=True)
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write to this file instead of standard output (xlsx default: "
-                   "activity-<date>.xlsx).")
+@click.option(
+    "--as-of",
+    "as_of",
+    metavar="DATE|DATETIME",
+    help="End of the windows (exclusive). A date means its midnight in "
+    "CLANPULSE_TIMEZONE. Default: now.",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(REPORT_FORMATS), default="table", show_default=True
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file instead of standard output (xlsx default: activity-<date>.xlsx).",
+)
 @click.pass_context
 def report_activity(ctx: click.Context, as_of: str | None, fmt: str, output: Path | None) -> None:
     """Messages per member over the last 7, 30 and 90 days and all time."""
@@ -270,9 +282,14 @@ def _emit_bytes(data: bytes, output: Path | None) -> None:
 
 
 @main.command()
-@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("clanpulse-demo"), show_default=True,
-              help="Where the demo database and export files go (recreated each run).")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("clanpulse-demo"),
+    show_default=True,
+    help="Where the demo database and export files go (recreated each run).",
+)
 @click.option("--members", default=300, show_default=True, help="Size of the synthetic community.")
 @click.option("--days", default=120, show_default=True, help="Days of chat history to generate.")
 def demo(directory: Path, members: int, days: int) -> None:

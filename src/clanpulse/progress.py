@@ -14,11 +14,11 @@ from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
 )
 from rich.progress import Progress as RichBar
-from rich.progress import TaskID
 
 log = logging.getLogger("clanpulse")
 

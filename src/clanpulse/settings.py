@@ -52,7 +52,9 @@ class Settings(BaseSettings):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r} (use an IANA name like Europe/London)") from exc
+            raise ValueError(
+                f"unknown time zone {value!r} (use an IANA name like Europe/London)"
+            ) from exc
         return value
 
     @field_validator("database_url")

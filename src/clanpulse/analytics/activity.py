@@ -54,7 +54,9 @@ class ActivityReport:
 def account_display_name() -> Any:
     """Guild nickname, else global display name, else username ("" means known absent)."""
     return func.coalesce(
-        func.nullif(account.c.nickname, ""), func.nullif(account.c.global_name, ""), account.c.username
+        func.nullif(account.c.nickname, ""),
+        func.nullif(account.c.global_name, ""),
+        account.c.username,
     )
 
 
@@ -67,7 +69,9 @@ async def activity_report(conn: AsyncConnection, as_of: datetime) -> ActivityRep
             name=name,
             accounts=accounts,
             messages={w: sum(counts[a.account_id][w] for a in refs) for w in WINDOWS},
-            last_message_at=max((last[a.account_id] for a in refs if a.account_id in last), default=None),
+            last_message_at=max(
+                (last[a.account_id] for a in refs if a.account_id in last), default=None
+            ),
         )
         for member_id, name, accounts, refs in people
     ]
@@ -129,8 +133,12 @@ async def _message_counts(
         for w in starts
     ]
     rollup = await conn.execute(
-        select(r.account_id, *rollup_cols, func.sum(r.messages).label("w_all"),
-               func.max(r.last_sent_at).label("last"))
+        select(
+            r.account_id,
+            *rollup_cols,
+            func.sum(r.messages).label("w_all"),
+            func.max(r.last_sent_at).label("last"),
+        )
         .where(r.day < today.date())
         .group_by(r.account_id)
     )
@@ -144,7 +152,9 @@ async def _message_counts(
     # Partial days: as_of's own day up to as_of, and each window's first partial day.
     m = message.c
     in_today = and_(m.sent_at >= today, m.sent_at < as_of)
-    start_edges = {w: and_(m.sent_at >= s, m.sent_at < next_utc_midnight(s)) for w, s in starts.items()}
+    start_edges = {
+        w: and_(m.sent_at >= s, m.sent_at < next_utc_midnight(s)) for w, s in starts.items()
+    }
     raw_cols = [
         func.sum(case((or_(in_today, start_edges[w]), 1), else_=0)).label(f"w_{w}") for w in starts
     ]
@@ -153,7 +163,9 @@ async def _message_counts(
             m.credited_account_id,
             *raw_cols,
             func.sum(case((in_today, 1), else_=0)).label("w_all"),
-            func.max(case((in_today, m.sent_at), else_=literal(None, m.sent_at.type))).label("last"),
+            func.max(case((in_today, m.sent_at), else_=literal(None, m.sent_at.type))).label(
+                "last"
+            ),
         )
         .where(m.credited_account_id.is_not(None), or_(in_today, *start_edges.values()))
         .group_by(m.credited_account_id)
@@ -162,6 +174,8 @@ async def _message_counts(
         cell = counts[row.credited_account_id]
         for w in WINDOWS:
             cell[w] += int(getattr(row, f"w_{w}") or 0)
-        if row.last is not None and (row.credited_account_id not in last or row.last > last[row.credited_account_id]):
+        if row.last is not None and (
+            row.credited_account_id not in last or row.last > last[row.credited_account_id]
+        ):
             last[row.credited_account_id] = row.last
     return counts, last

@@ -161,7 +161,10 @@ class ApiClient:
                     limited += 1
                     self.stats.rate_limited += 1
                     wait = _retry_after(response)
-                    if limited >= self.retry.rate_limited_attempts or wait > self.retry.max_retry_after:
+                    if (
+                        limited >= self.retry.rate_limited_attempts
+                        or wait > self.retry.max_retry_after
+                    ):
                         self.breaker.failure("rate limited")
                         raise ApiError(
                             self.api, endpoint, f"still rate limited after {limited} waits", 429

@@ -19,7 +19,9 @@ def activity_json(report: ActivityReport) -> bytes:
             {
                 "member_id": m.member_id,
                 "name": m.name,
-                "accounts": [{"platform": a.platform, "id": a.id, "name": a.name} for a in m.accounts],
+                "accounts": [
+                    {"platform": a.platform, "id": a.id, "name": a.name} for a in m.accounts
+                ],
                 "messages": {w: m.messages[w] for w in report.windows},
                 "last_message_at": iso_utc(m.last_message_at),
             }
@@ -30,9 +32,7 @@ def activity_json(report: ActivityReport) -> bytes:
 
 
 def _accounts_text(report_member: Any) -> str:
-    return "; ".join(
-        f"{a.platform}:{a.name}" + (f" ({a.id})" if a.id else "") for a in report_member.accounts
-    )
+    return "; ".join(f"{a.platform}:{a.name}" for a in report_member.accounts)
 
 
 def activity_sheet(report: ActivityReport) -> Sheet:

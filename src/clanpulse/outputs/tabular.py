@@ -46,7 +46,13 @@ def _text(value: Cell, zone: Any = None) -> str:
 def render_table(sheet: Sheet, console: Console, *, zone: Any = None) -> None:
     table = Table(title=sheet.title, caption=sheet.note, header_style="bold")
     for col in sheet.columns:
-        table.add_column(col.title, justify="right" if col.kind == "int" else "left")
+        # numbers and times never wrap; long text columns give way first
+        table.add_column(
+            col.title,
+            justify="right" if col.kind == "int" else "left",
+            no_wrap=col.kind != "text",
+            overflow="fold",
+        )
     for row in sheet.rows:
         table.add_row(
             *(
@@ -96,7 +102,10 @@ def write_xlsx(sheets: Sequence[Sheet], path: Path) -> None:
                 ws.set_column(c, c, width)
                 if col.kind == "int" and sheet.rows:
                     ws.conditional_format(
-                        1, c, last_row, c,
+                        1,
+                        c,
+                        last_row,
+                        c,
                         {"type": "cell", "criteria": "==", "value": 0, "format": zero},
                     )
             ws.freeze_panes(1, 0)

@@ -31,6 +31,9 @@ log = logging.getLogger("clanpulse.harvest")
 
 CURSOR_SOURCE = "discord"
 CHANNEL_CONCURRENCY = 4  # channels are separate rate-limit resources; fetch a few at once
+# Pages are written together up to this many messages: fewer, larger transactions, and the
+# cursor still only ever moves with the messages it covers.
+WRITE_BATCH = 1000
 PROGRESS_NAME = "discord harvest"
 
 
@@ -152,7 +155,11 @@ async def _discover(
                     if exc.status != 403:
                         raise
                     # private archives need MANAGE_THREADS; public ones READ_MESSAGE_HISTORY
-                    log.info("archived %s threads of #%s: no access", "private" if private else "public", parent.name)
+                    log.debug(
+                        "archived %s threads of #%s: no access",
+                        "private" if private else "public",
+                        parent.name,
+                    )
     return sorted(found.values(), key=lambda c: c.id), guild_id
 
 
@@ -175,23 +182,38 @@ async def _harvest_channel(
             await ingest_batch(conn, MessageBatch(ch))  # keep the channel's name current
         return
     warned_intent = False
-    while after < stop_id:
-        page = await client.messages_after(ch.id, after)
-        if not page:
-            break
-        if not warned_intent and _looks_like_no_content_intent(page):
-            warned_intent = True
-            report.warnings.append(
-                f"#{ch.name}: messages arrive without content; is the MESSAGE_CONTENT intent "
-                "enabled? Counting still works, clan chat bridge lines cannot be attributed."
-            )
-        newest = page[-1].id
+    pending: list[ChatMessage] = []
+
+    async def flush() -> None:
+        if not pending:
+            return
+        newest = pending[-1].id
         batch = MessageBatch(
-            ch, [classify(m, bridge) for m in page], cursor=(CURSOR_SOURCE, key, str(newest))
+            ch, [classify(m, bridge) for m in pending], cursor=(CURSOR_SOURCE, key, str(newest))
         )
         async with db.write() as conn:
             outcome.counts.add(await ingest_batch(conn, batch))
-        after = newest
+        pending.clear()
+
+    try:
+        while after < stop_id:
+            page = await client.messages_after(ch.id, after)
+            if not page:
+                break
+            if not warned_intent and _looks_like_no_content_intent(page):
+                warned_intent = True
+                report.warnings.append(
+                    f"#{ch.name}: messages arrive without content; is the MESSAGE_CONTENT intent "
+                    "enabled? Counting still works, clan chat bridge lines cannot be attributed."
+                )
+            pending.extend(page)
+            after = page[-1].id
+            if len(pending) >= WRITE_BATCH:
+                await flush()
+    except (ApiError, ApiPayloadError):
+        await flush()  # keep what was fetched before the failure
+        raise
+    await flush()
 
 
 def _looks_like_no_content_intent(page: list[ChatMessage]) -> bool:

@@ -93,7 +93,9 @@ async def import_discord_exports(
     return report
 
 
-async def _import_file(db: Database, path: Path, bridge: BridgeAuthors, outcome: FileOutcome) -> None:
+async def _import_file(
+    db: Database, path: Path, bridge: BridgeAuthors, outcome: FileOutcome
+) -> None:
     digest = await asyncio.to_thread(sha256_of, path)
     async with db.write() as conn:
         if await file_already_imported(conn, digest):

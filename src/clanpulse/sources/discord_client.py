@@ -87,7 +87,8 @@ class DiscordClient:
             if before is not None:
                 params["before"] = before
             payload = await self.api.get_json(
-                path, bucket=f"GET /channels/{{id}}/threads/archived/{kind}|{channel_id}",
+                path,
+                bucket=f"GET /channels/{{id}}/threads/archived/{kind}|{channel_id}",
                 params=params,
             )
             page, has_more, stamps = parse_thread_list(payload, f"GET {path}")

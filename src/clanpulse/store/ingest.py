@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import and_, bindparam, case, func, or_, select, update
@@ -52,9 +53,9 @@ class IngestCounts:
         self.edited += other.edited
 
 
-def _insert(conn: AsyncConnection) -> Callable[..., Any]:
+def _insert_for(dialect: str) -> Callable[..., Any]:
     """The dialect's INSERT, which knows ON CONFLICT (both backends speak it)."""
-    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
 def _newer(new: Any, old: Any) -> Any:
@@ -63,15 +64,21 @@ def _newer(new: Any, old: Any) -> Any:
 
 
 async def upsert_channel(conn: AsyncConnection, ch: Channel, platform: str = "discord") -> int:
-    ins = _insert(conn)(channel).values(
-        platform=platform,
-        external_id=str(ch.id),
-        guild_id=None if ch.guild_id is None else str(ch.guild_id),
-        parent_external_id=None if ch.parent_id is None else str(ch.parent_id),
-        name=ch.name,
-        type=ch.type,
-    )
-    ins = ins.on_conflict_do_update(
+    row = {
+        "platform": platform,
+        "external_id": str(ch.id),
+        "guild_id": None if ch.guild_id is None else str(ch.guild_id),
+        "parent_external_id": None if ch.parent_id is None else str(ch.parent_id),
+        "name": ch.name,
+        "type": ch.type,
+    }
+    return int((await conn.execute(_channel_upsert(conn.dialect.name), row)).scalar_one())
+
+
+@cache
+def _channel_upsert(dialect: str) -> Any:
+    ins = _insert_for(dialect)(channel)
+    return ins.on_conflict_do_update(
         index_elements=["platform", "external_id"],
         set_={
             "name": ins.excluded.name,
@@ -82,7 +89,6 @@ async def upsert_channel(conn: AsyncConnection, ch: Channel, platform: str = "di
             ),
         },
     ).returning(channel.c.id)
-    return int((await conn.execute(ins)).scalar_one())
 
 
 @dataclass(slots=True)
@@ -135,31 +141,7 @@ async def _upsert_accounts(
                 "created_at": now,
             }
         )
-    ins = _insert(conn)(account)
-    newer = ins.excluded.names_seen_at >= account.c.names_seen_at
-
-    def pick(col: str) -> Any:
-        # a newer observation wins; None means "this source does not say" and keeps the old
-        return case(
-            (newer, func.coalesce(ins.excluded[col], account.c[col])), else_=account.c[col]
-        )
-
-    set_ = {
-        "username": case((newer, ins.excluded.username), else_=account.c.username),
-        "global_name": pick("global_name"),
-        "nickname": pick("nickname"),
-        "names_seen_at": _newer(ins.excluded.names_seen_at, account.c.names_seen_at),
-    }
-    if platform is Platform.DISCORD:
-        stmt = ins.on_conflict_do_update(index_elements=["platform", "external_id"], set_=set_)
-        key_col = account.c.external_id
-    else:
-        stmt = ins.on_conflict_do_update(
-            index_elements=["platform", "normalized_name"],
-            index_where=account.c.external_id.is_(None),
-            set_=set_,
-        )
-        key_col = account.c.normalized_name
+    stmt, key_col = _account_upsert(conn.dialect.name, platform)
     await conn.execute(stmt, rows)
 
     keys = [str(k) for k in seen] if platform is Platform.DISCORD else list(seen)
@@ -180,6 +162,35 @@ async def _upsert_accounts(
     return ids
 
 
+@cache
+def _account_upsert(dialect: str, platform: Platform) -> tuple[Any, Any]:
+    """The account upsert, built once per dialect (building ON CONFLICT clauses is costly)."""
+    ins = _insert_for(dialect)(account)
+    newer = ins.excluded.names_seen_at >= account.c.names_seen_at
+
+    def pick(col: str) -> Any:
+        # a newer observation wins; None means "this source does not say" and keeps the old
+        return case((newer, func.coalesce(ins.excluded[col], account.c[col])), else_=account.c[col])
+
+    set_ = {
+        "username": case((newer, ins.excluded.username), else_=account.c.username),
+        "global_name": pick("global_name"),
+        "nickname": pick("nickname"),
+        "names_seen_at": _newer(ins.excluded.names_seen_at, account.c.names_seen_at),
+    }
+    if platform is Platform.DISCORD:
+        stmt = ins.on_conflict_do_update(index_elements=["platform", "external_id"], set_=set_)
+        key_col = account.c.external_id
+    else:
+        stmt = ins.on_conflict_do_update(
+            index_elements=["platform", "normalized_name"],
+            index_where=account.c.external_id.is_(None),
+            set_=set_,
+        )
+        key_col = account.c.normalized_name
+    return stmt, key_col
+
+
 async def _create_members(conn: AsyncConnection, account_ids: list[int]) -> None:
     """Every person-owned account starts as its own member; linking merges them later."""
     if not account_ids:
@@ -191,9 +202,7 @@ async def _create_members(conn: AsyncConnection, account_ids: list[int]) -> None
     )
     member_ids = [row[0] for row in created]
     await conn.execute(
-        update(account)
-        .where(account.c.id == bindparam("aid"))
-        .values(member_id=bindparam("mid")),
+        update(account).where(account.c.id == bindparam("aid")).values(member_id=bindparam("mid")),
         [{"aid": a, "mid": m} for a, m in zip(account_ids, member_ids, strict=True)],
     )
 
@@ -235,7 +244,9 @@ async def _write_messages(
         msg = item.message
         _merge(authors, msg.author.id, _discord_observation(msg.author, msg.sent_at))
         if item.speaker is not None:
-            _merge(speakers, item.speaker.normalized, _speaker_observation(item.speaker, msg.sent_at))
+            _merge(
+                speakers, item.speaker.normalized, _speaker_observation(item.speaker, msg.sent_at)
+            )
     author_ids = await _upsert_accounts(conn, Platform.DISCORD, authors)
     speaker_ids = await _upsert_accounts(conn, Platform.OSRS, speakers)
 
@@ -265,13 +276,7 @@ async def _write_messages(
                 "reactions": msg.reactions,
             }
         )
-    ins = _insert(conn)(message).on_conflict_do_nothing(index_elements=["channel_id", "external_id"])
-    inserted = (
-        await conn.execute(
-            ins.returning(message.c.external_id, message.c.credited_account_id, message.c.sent_at),
-            rows,
-        )
-    ).all()
+    inserted = (await conn.execute(_message_insert(conn.dialect.name), rows)).all()
     counts.inserted = len(inserted)
     new_ids = {row.external_id for row in inserted}
 
@@ -299,6 +304,16 @@ async def _write_messages(
     await _add_to_rollup(conn, channel_id, inserted, counts)
 
 
+@cache
+def _message_insert(dialect: str) -> Any:
+    """Insert new messages, skip known ones, and say which were new (for the rollup)."""
+    return (
+        _insert_for(dialect)(message)
+        .on_conflict_do_nothing(index_elements=["channel_id", "external_id"])
+        .returning(message.c.external_id, message.c.credited_account_id, message.c.sent_at)
+    )
+
+
 def _speaker_observation(speaker: OsrsSpeaker, seen_at: datetime) -> _Observation:
     return _Observation(speaker.name, None, None, seen_at, False)
 
@@ -317,16 +332,8 @@ async def _add_to_rollup(
         counts.counted += 1
     if not per_day:
         return
-    ins = _insert(conn)(message_rollup)
-    stmt = ins.on_conflict_do_update(
-        index_elements=["day", "account_id", "channel_id"],
-        set_={
-            "messages": message_rollup.c.messages + ins.excluded.messages,
-            "last_sent_at": _newer(ins.excluded.last_sent_at, message_rollup.c.last_sent_at),
-        },
-    )
     await conn.execute(
-        stmt,
+        _rollup_upsert(conn.dialect.name),
         [
             {
                 "day": day,
@@ -340,6 +347,18 @@ async def _add_to_rollup(
     )
 
 
+@cache
+def _rollup_upsert(dialect: str) -> Any:
+    ins = _insert_for(dialect)(message_rollup)
+    return ins.on_conflict_do_update(
+        index_elements=["day", "account_id", "channel_id"],
+        set_={
+            "messages": message_rollup.c.messages + ins.excluded.messages,
+            "last_sent_at": _newer(ins.excluded.last_sent_at, message_rollup.c.last_sent_at),
+        },
+    )
+
+
 async def get_cursor(conn: AsyncConnection, source: str, key: str) -> str | None:
     row = await conn.execute(
         select(harvest_cursor.c.value).where(
@@ -350,14 +369,18 @@ async def get_cursor(conn: AsyncConnection, source: str, key: str) -> str | None
 
 
 async def set_cursor(conn: AsyncConnection, source: str, key: str, value: str) -> None:
-    ins = _insert(conn)(harvest_cursor).values(
-        source=source, key=key, value=value, updated_at=utcnow()
-    )
     await conn.execute(
-        ins.on_conflict_do_update(
-            index_elements=["source", "key"],
-            set_={"value": ins.excluded.value, "updated_at": ins.excluded.updated_at},
-        )
+        _cursor_upsert(conn.dialect.name),
+        {"source": source, "key": key, "value": value, "updated_at": utcnow()},
+    )
+
+
+@cache
+def _cursor_upsert(dialect: str) -> Any:
+    ins = _insert_for(dialect)(harvest_cursor)
+    return ins.on_conflict_do_update(
+        index_elements=["source", "key"],
+        set_={"value": ins.excluded.value, "updated_at": ins.excluded.updated_at},
     )
 
 
