@@ -101,6 +101,6 @@ def test_csv_and_xlsx_and_table_carry_the_same_rows(populated: str, tmp_path: Pa
     assert sheet.conditional_formatting  # zero cells are highlighted
 
     table = run_cli("report", "activity", *as_of)
-    for member_id, name, *_ in expected:
+    for _member_id, name, *_ in expected:
         assert name in table
     assert "Messages 30d" in table

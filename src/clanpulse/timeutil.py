@@ -7,7 +7,10 @@ from zoneinfo import ZoneInfo
 
 
 def parse_as_of(text: str | None, zone: ZoneInfo, *, now: datetime | None = None) -> datetime:
-    """``--as-of``: a date means midnight at its start in ``zone``; a naive datetime is in ``zone``."""
+    """Parse ``--as-of``.
+
+    A date means midnight at its start in ``zone``; a datetime without offset is in ``zone``.
+    """
     if text is None:
         return (now or datetime.now(UTC)).astimezone(UTC)
     value = text.strip()

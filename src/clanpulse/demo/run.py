@@ -34,11 +34,11 @@ async def run_demo(
     directory: Path, *, members: int, days: int, out: Console, err: Console, seed: int = 7
 ) -> Path:
     """Run the demo in ``directory`` (recreated); return the database path."""
-    if directory.exists():
-        shutil.rmtree(directory)
-    directory.mkdir(parents=True)
     db_path = directory / DB_NAME
 
+    # a fresh directory each run: the demo always starts from an empty database
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)  # noqa: ASYNC240 (once, before any I/O of the demo)
     err.print(f"generating a clan of {members} members with {days} days of chat ...")
     community = generate_community(seed=seed, members=members, days=days)
     exported = community.channel_by_name(EXPORTED_CHANNEL)

@@ -9,6 +9,7 @@ hitting an API for the rest of a run once it keeps failing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping
@@ -196,10 +197,8 @@ def _retry_after(response: httpx2.Response) -> float:
     waits = [0.0]
     header = response.headers.get("retry-after")
     if header:
-        try:
+        with contextlib.suppress(ValueError):
             waits.append(float(header))
-        except ValueError:
-            pass
     try:
         body = orjson.loads(response.content)
         if isinstance(body, dict) and isinstance(body.get("retry_after"), int | float):

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 
 from clanpulse.analytics.activity import ActivityReport
-from clanpulse.outputs.tabular import Column, Sheet
+from clanpulse.outputs.tabular import Cell, Column, Sheet
 from clanpulse.timeutil import iso_utc
 
 
@@ -43,7 +43,7 @@ def activity_sheet(report: ActivityReport) -> Sheet:
         *(Column(f"Messages {w}", "int", 14) for w in report.windows),
         Column("Last message (UTC)", "datetime", 18),
     ]
-    rows = [
+    rows: list[list[Cell]] = [
         [
             m.member_id,
             m.name,

@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-import xlsxwriter
+import xlsxwriter  # type: ignore[import-untyped]
 from rich.console import Console
 from rich.table import Table
 
@@ -85,7 +85,7 @@ def write_xlsx(sheets: Sequence[Sheet], path: Path) -> None:
             for c, col in enumerate(sheet.columns):
                 ws.write_string(0, c, col.title, header)
             for r, row in enumerate(sheet.rows, start=1):
-                for c, (col, value) in enumerate(zip(sheet.columns, row, strict=True)):
+                for c, value in enumerate(row):
                     if value is None:
                         ws.write_blank(r, c, None)
                     elif isinstance(value, datetime):

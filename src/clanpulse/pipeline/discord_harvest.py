@@ -151,15 +151,15 @@ async def _discover(
                 try:
                     for thread in await client.archived_threads(parent.id, private=private):
                         found[thread.id] = thread
-                except ApiError as exc:
-                    if exc.status != 403:
-                        raise
-                    # private archives need MANAGE_THREADS; public ones READ_MESSAGE_HISTORY
-                    log.debug(
-                        "archived %s threads of #%s: no access",
-                        "private" if private else "public",
-                        parent.name,
-                    )
+                except CircuitOpenError:
+                    raise
+                except (ApiError, ApiPayloadError) as exc:
+                    if getattr(exc, "status", None) == 403:
+                        # private archives need MANAGE_THREADS; public ones READ_MESSAGE_HISTORY
+                        log.debug("archived threads of #%s: no access", parent.name)
+                    else:
+                        # the channel itself may still be readable: go on without these threads
+                        report.warnings.append(f"archived threads of #{parent.name}: {exc}")
     return sorted(found.values(), key=lambda c: c.id), guild_id
 
 

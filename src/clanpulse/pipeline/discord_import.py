@@ -97,6 +97,7 @@ async def _import_file(
     db: Database, path: Path, bridge: BridgeAuthors, outcome: FileOutcome
 ) -> None:
     digest = await asyncio.to_thread(sha256_of, path)
+    size = (await asyncio.to_thread(path.stat)).st_size
     async with db.write() as conn:
         if await file_already_imported(conn, digest):
             outcome.skipped = True
@@ -118,6 +119,6 @@ async def _import_file(
             sha256=digest,
             kind=FILE_KIND,
             path=str(path),
-            size=path.stat().st_size,
+            size=size,
             items=outcome.counts.received,
         )

@@ -145,13 +145,12 @@ async def _upsert_accounts(
     await conn.execute(stmt, rows)
 
     keys = [str(k) for k in seen] if platform is Platform.DISCORD else list(seen)
-    found = await conn.execute(
-        select(key_col, account.c.id, account.c.member_id, account.c.is_bot).where(
-            account.c.platform == platform.value,
-            key_col.in_(keys),
-            account.c.external_id.is_(None) if platform is Platform.OSRS else True,
-        )
+    query = select(key_col, account.c.id, account.c.member_id, account.c.is_bot).where(
+        account.c.platform == platform.value, key_col.in_(keys)
     )
+    if platform is Platform.OSRS:
+        query = query.where(account.c.external_id.is_(None))
+    found = await conn.execute(query)
     ids: dict[Any, int] = {}
     needs_member: list[int] = []
     for key, account_id, member_id, is_bot in found:
