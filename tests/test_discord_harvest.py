@@ -188,3 +188,39 @@ def test_the_command_reports_failures_with_exit_status_1(
     assert result.exit_code == 1
     assert "#general" in result.output and "error" in result.output
     assert fake.token not in result.output
+
+
+async def test_a_global_429_pauses_every_request_not_just_one_route(
+    db: Database, clan: Community
+) -> None:
+    from clanpulse.demo.fake_discord import RateLimit
+
+    # a tight global limit (20 requests/s) that four channels in parallel keep running into
+    config = FakeDiscordConfig(time_scale=0.02, global_limit=RateLimit(2, 5.0))
+    with FakeDiscordServer(clan, config) as fake:
+        report = await harvest(db, fake)
+        global_429 = fake.stats.global_rate_limited
+        records = fake.stats.requests
+    assert not report.failed
+    assert await stored_ids(db) == source_ids(clan, readable_channels(clan))
+    assert global_429 > 0
+    # after a global 429 every in-flight caller waits: the next global 429 cannot follow
+    # within the pause it asked for (2 requests per 100 ms window here)
+    limited = [r.at for r in records if r.status == 429]
+    gaps = [b - a for a, b in zip(limited, limited[1:], strict=False)]
+    assert sum(1 for g in gaps if g < 0.05) <= len(gaps) // 2
+
+
+async def test_timeouts_are_retried_with_a_cap(db: Database, clan: Community) -> None:
+    from clanpulse.net.http import Timeouts
+
+    config = FakeDiscordConfig(time_scale=0.02, latency=0.3)
+    with FakeDiscordServer(clan, config) as slow:
+        settings = settings_for(slow, db.url)
+        async with DiscordClient.open(
+            slow.url, slow.token, retry=QUICK_RETRY, timeouts=Timeouts(connect=1.0, read=0.1)
+        ) as client:
+            with pytest.raises(Exception) as info:
+                await harvest_discord(db, settings, client=client)
+        assert slow.stats.total_requests == QUICK_RETRY.attempts
+    assert "timed out; gave up after 3 attempts" in str(info.value)

@@ -56,14 +56,18 @@ def fail(message: str, code: int = 1) -> None:
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run a command's coroutine, turning known failures into one clear line and an exit code."""
+    from clanpulse.identity import IdentityError
     from clanpulse.net.http import ApiError
+    from clanpulse.sources.discord_api import ApiPayloadError
     from clanpulse.sources.discord_export import ExportError
 
     try:
         return asyncio.run(coro)
     except SettingsError as exc:
         fail(str(exc), 2)
-    except (ApiError, ExportError) as exc:
+    except IdentityError as exc:
+        fail(str(exc), 2)
+    except (ApiError, ApiPayloadError, ExportError) as exc:
         fail(str(exc), 1)
     except KeyboardInterrupt:
         fail("interrupted; everything committed so far is kept, run again to resume", 130)
@@ -208,6 +212,47 @@ def harvest_discord_cmd(ctx: click.Context) -> None:
         raise SystemExit(1)
 
 
+@harvest.command(name="wom")
+@click.pass_context
+def harvest_wom_cmd(ctx: click.Context) -> None:
+    """Harvest the Wise Old Man group: roster, game progress, renames, membership events."""
+    from clanpulse.pipeline.wom_harvest import harvest_wom
+    from clanpulse.store.database import open_database
+
+    settings = settings_from(ctx)
+    try:
+        settings.require("wom_group_id")
+    except SettingsError as exc:
+        fail(str(exc), 2)
+
+    async def go() -> Any:
+        async with open_database(settings.database_url) as db:
+            with progress_for(stderr) as progress:
+                return await harvest_wom(db, settings, progress=progress)
+
+    report = run(go())
+    for warning in report.warnings:
+        stderr.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    if report.refresh_requested is not None:
+        stderr.print(
+            f"asked Wise Old Man to refresh {report.refresh_requested} outdated players "
+            "(their new readings arrive with a later harvest)",
+            highlight=False,
+        )
+    stderr.print(
+        f"{report.group}: {report.members} members ({report.joined} joined, {report.left} left), "
+        f"{report.new_snapshots} new snapshots, {report.backfilled} players backfilled, "
+        f"{report.name_changes} renames, {report.events} membership events, "
+        f"{report.linked} accounts linked; {report.requests} requests"
+        + ("" if report.bulk else " (no bulk endpoint on this server: fetched per player)"),
+        highlight=False,
+    )
+    for problem in report.failed_players:
+        stderr.print(f"[bold red]error:[/] {problem}", highlight=False)
+    if report.failed_players:
+        raise SystemExit(1)
+
+
 @main.group()
 def report() -> None:
     """Reports over the stored data."""
@@ -264,6 +309,69 @@ def report_activity(ctx: click.Context, as_of: str | None, fmt: str, output: Pat
         stderr.print(f"wrote {path}", highlight=False)
     else:
         render_table(activity_sheet(result), _table_console(output))
+
+
+@report.command(name="clan")
+@click.option(
+    "--as-of",
+    "as_of",
+    metavar="DATE|DATETIME",
+    help="End of the windows (exclusive). A date means its midnight in "
+    "CLANPULSE_TIMEZONE. Default: now.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice((*REPORT_FORMATS, "markdown")),
+    default="table",
+    show_default=True,
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file instead of standard output (xlsx default: clan-<date>.xlsx).",
+)
+@click.pass_context
+def report_clan(ctx: click.Context, as_of: str | None, fmt: str, output: Path | None) -> None:
+    """Every current clan member: chat, XP, EHP/EHB, boss kills, status; and a summary."""
+    from clanpulse.analytics.clan import clan_report
+    from clanpulse.outputs.clan import clan_json, clan_markdown, members_sheet, summary_sheets
+    from clanpulse.outputs.tabular import render_table, write_csv, write_xlsx
+    from clanpulse.store.database import open_database
+    from clanpulse.timeutil import parse_as_of
+
+    settings = settings_from(ctx)
+    try:
+        moment = parse_as_of(as_of, settings.zone)
+    except ValueError as exc:
+        fail(str(exc), 2)
+
+    async def go() -> Any:
+        async with open_database(settings.database_url) as db, db.read() as conn:
+            return await clan_report(conn, moment, settings.inactive_days)
+
+    result = run(go())
+    if fmt == "json":
+        _emit_bytes(clan_json(result) + b"\n", output)
+    elif fmt == "markdown":
+        _emit_bytes(clan_markdown(result).encode(), output)
+    elif fmt == "csv":
+        if output is None:
+            write_csv(members_sheet(result), sys.stdout)
+        else:
+            with output.open("w", newline="", encoding="utf-8") as handle:
+                write_csv(members_sheet(result), handle)
+    elif fmt == "xlsx":
+        path = output or Path(f"clan-{datetime.now(UTC):%Y-%m-%d}.xlsx")
+        write_xlsx([*summary_sheets(result), members_sheet(result)], path)
+        stderr.print(f"wrote {path}", highlight=False)
+    else:
+        console = _table_console(output)
+        for sheet in summary_sheets(result):
+            if sheet.rows:
+                render_table(sheet, console)
+        render_table(members_sheet(result), console)
 
 
 def _table_console(output: Path | None) -> Console:

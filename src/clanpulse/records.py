@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 
 class Platform(StrEnum):
@@ -102,3 +103,64 @@ class MessageBatch:
     messages: list[ClassifiedMessage] = field(default_factory=list)
     # (source, key, value) advanced in the same transaction, or None
     cursor: tuple[str, str, str] | None = None
+
+
+# --- Wise Old Man (Old School RuneScape game progress) ---------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WomPlayer:
+    id: int
+    username: str  # WOM's normalized name
+    display_name: str
+    type: str = "unknown"
+    build: str = "main"
+    status: str = "active"
+    exp: int = -1
+    ehp: float = 0.0
+    ehb: float = 0.0
+    registered_at: datetime | None = None
+    updated_at: datetime | None = None
+    last_changed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GroupMembership:
+    player: WomPlayer
+    role: str | None
+    joined_at: datetime  # in-game join date when WOM knows it (clientSyncJoinedAt), else createdAt
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """One hiscores reading, keyed by (player, WOM's createdAt) — never by our clock."""
+
+    player_id: int
+    taken_at: datetime
+    overall_xp: int  # -1 when unranked
+    ehp: float
+    ehb: float
+    boss_kills: int  # sum of kills over bosses with kills > 0
+    data: dict[str, Any]  # WOM's snapshot ``data`` object: skills, bosses, activities, computed
+
+
+@dataclass(frozen=True, slots=True)
+class NameChange:
+    id: int
+    player_id: int
+    old_name: str
+    new_name: str
+    resolved_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class GroupEvent:
+    """A membership event from WOM's group activity: joined, left or changed_role."""
+
+    player_id: int
+    type: str
+    role: str | None
+    previous_role: str | None
+    at: datetime
+    player: WomPlayer | None = None

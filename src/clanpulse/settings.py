@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "CLANPULSE_"
 DISCORD_API_URL = "https://discord.com/api/v10"
+WOM_API_URL = "https://api.wiseoldman.net/v2"
 
 
 class SettingsError(Exception):
@@ -40,6 +41,15 @@ class Settings(BaseSettings):
     discord_guild_id: int | None = None
     discord_bridge_authors: Annotated[list[str], NoDecode] = Field(default_factory=list)
     discord_api_url: str = DISCORD_API_URL
+
+    wom_api_url: str = WOM_API_URL
+    wom_api_key: SecretStr | None = None
+    wom_group_id: int | None = None
+    wom_verification_code: SecretStr | None = None
+    # who runs this instance, sent in the User-Agent as Wise Old Man asks (e.g. a Discord name)
+    wom_contact: str | None = None
+
+    inactive_days: int = Field(default=30, ge=1)
 
     @field_validator("discord_channels", "discord_bridge_authors", mode="before")
     @classmethod
@@ -70,7 +80,7 @@ class Settings(BaseSettings):
             return f"postgresql+asyncpg://{rest}"
         raise ValueError("must start with sqlite:/// or postgresql+asyncpg://")
 
-    @field_validator("discord_api_url")
+    @field_validator("discord_api_url", "wom_api_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):

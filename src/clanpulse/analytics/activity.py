@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import and_, case, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from clanpulse.store.schema import account, member, message, message_rollup
+from clanpulse.analytics.members import AccountRef, people
+from clanpulse.store.schema import message, message_rollup
 from clanpulse.timeutil import next_utc_midnight, utc_midnight
 
 # Window name -> length; None is "everything before as_of".
@@ -26,13 +26,6 @@ WINDOWS: dict[str, timedelta | None] = {
     "all": None,
 }
 SORT_WINDOW = "30d"
-
-
-@dataclass(frozen=True, slots=True)
-class AccountRef:
-    platform: str
-    id: str | None
-    name: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,72 +44,23 @@ class ActivityReport:
     members: list[MemberActivity]
 
 
-def account_display_name() -> Any:
-    """Guild nickname, else global display name, else username ("" means known absent)."""
-    return func.coalesce(
-        func.nullif(account.c.nickname, ""),
-        func.nullif(account.c.global_name, ""),
-        account.c.username,
-    )
-
-
 async def activity_report(conn: AsyncConnection, as_of: datetime) -> ActivityReport:
-    counts, last = await _message_counts(conn, as_of)
-    people = await _members(conn)
+    counts, last = await message_counts(conn, as_of)
     rows = [
         MemberActivity(
-            member_id=member_id,
-            name=name,
-            accounts=accounts,
-            messages={w: sum(counts[a.account_id][w] for a in refs) for w in WINDOWS},
-            last_message_at=max(
-                (last[a.account_id] for a in refs if a.account_id in last), default=None
-            ),
+            member_id=person.member_id,
+            name=person.name,
+            accounts=person.accounts,
+            messages={w: sum(counts[a][w] for a in person.account_ids) for w in WINDOWS},
+            last_message_at=max((last[a] for a in person.account_ids if a in last), default=None),
         )
-        for member_id, name, accounts, refs in people
+        for person in await people(conn)
     ]
     rows.sort(key=lambda r: (-r.messages[SORT_WINDOW], r.name.casefold(), r.member_id))
     return ActivityReport(as_of=as_of, windows=tuple(WINDOWS), members=rows)
 
 
-@dataclass(frozen=True, slots=True)
-class _Owned:
-    account_id: int
-
-
-async def _members(
-    conn: AsyncConnection,
-) -> list[tuple[int, str, tuple[AccountRef, ...], list[_Owned]]]:
-    """Every member who has not opted out, with accounts; the name is the freshest one seen."""
-    result = await conn.execute(
-        select(
-            member.c.id,
-            member.c.display_name,
-            account.c.id.label("account_id"),
-            account.c.platform,
-            account.c.external_id,
-            account_display_name().label("name"),
-            account.c.names_seen_at,
-        )
-        .join(account, account.c.member_id == member.c.id)
-        .where(member.c.opted_out.is_(False))
-        .order_by(member.c.id, account.c.platform, account.c.id)
-    )
-    grouped: dict[int, list[Any]] = defaultdict(list)
-    chosen: dict[int, str | None] = {}
-    for row in result:
-        grouped[row.id].append(row)
-        chosen.setdefault(row.id, row.display_name)
-    people = []
-    for member_id, rows in grouped.items():
-        freshest = max(rows, key=lambda r: r.names_seen_at)
-        name = chosen[member_id] or freshest.name
-        refs = tuple(AccountRef(r.platform, r.external_id, r.name) for r in rows)
-        people.append((member_id, name, refs, [_Owned(r.account_id) for r in rows]))
-    return people
-
-
-async def _message_counts(
+async def message_counts(
     conn: AsyncConnection, as_of: datetime
 ) -> tuple[defaultdict[int, dict[str, int]], dict[int, datetime]]:
     """Counted messages per account and window, and each account's last counted message."""

@@ -25,12 +25,20 @@ log = logging.getLogger("clanpulse.net")
 class ApiError(Exception):
     """A request failed for good. The message names the API and endpoint, never a secret."""
 
-    def __init__(self, api: str, endpoint: str, detail: str, status: int | None = None) -> None:
+    def __init__(
+        self,
+        api: str,
+        endpoint: str,
+        detail: str,
+        status: int | None = None,
+        code: str | None = None,
+    ) -> None:
         super().__init__(f"{api} {endpoint}: {detail}")
         self.api = api
         self.endpoint = endpoint
         self.detail = detail
         self.status = status
+        self.code = code  # the API's own error code, when its body has one
 
 
 class CircuitOpenError(ApiError):
@@ -176,11 +184,11 @@ class ApiClient:
                 if status >= 500:
                     problem = f"server error {status}"
                 else:
-                    detail = _error_message(response)
+                    detail, code = _error_message(response)
                     if status == 401:
                         # a bad token stays bad: stop before the invalid-request limit bans us
                         self.breaker.trip(f"401 unauthorized on {endpoint}")
-                    raise ApiError(self.api, endpoint, f"HTTP {status}: {detail}", status)
+                    raise ApiError(self.api, endpoint, f"HTTP {status}: {detail}", status, code)
             failures += 1
             if failures >= self.retry.attempts:
                 self.breaker.failure(problem)
@@ -208,15 +216,17 @@ def _retry_after(response: httpx2.Response) -> float:
     return max(waits)
 
 
-def _error_message(response: httpx2.Response) -> str:
+def _error_message(response: httpx2.Response) -> tuple[str, str | None]:
+    """The error's message and the API's code for it (both APIs send ``message``/``code``)."""
     try:
         body = orjson.loads(response.content)
     except orjson.JSONDecodeError:
-        return response.reason_phrase or "error"
+        return response.reason_phrase or "error", None
     if isinstance(body, dict) and isinstance(body.get("message"), str):
         code = body.get("code")
-        return f"{body['message']}" + (f" (code {code})" if code is not None else "")
-    return response.reason_phrase or "error"
+        text = str(body["message"]) + (f" (code {code})" if code is not None else "")
+        return text, None if code is None else str(code)
+    return response.reason_phrase or "error", None
 
 
 def make_client(

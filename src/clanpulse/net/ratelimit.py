@@ -16,6 +16,8 @@ import httpx2
 
 # Route keys are remembered for this many distinct resources at most; the oldest are forgotten.
 MAX_TRACKED_BUCKETS = 10_000
+MIN_RATE = 1.0  # requests per second the global spacing never goes below
+RATE_RECOVERY = 0.05  # requests per second regained per successful response
 
 
 @dataclass(slots=True)
@@ -27,14 +29,17 @@ class _BucketState:
 class DiscordRateLimiter:
     """Discord's header model: per-bucket remaining/reset, a global pause on global 429s."""
 
-    def __init__(self, global_per_second: int = 50) -> None:
+    def __init__(self, global_per_second: float = 50.0) -> None:
         self._buckets: OrderedDict[str, _BucketState] = OrderedDict()
         # route template -> Discord's bucket id, learned from X-RateLimit-Bucket: routes that
         # share a bucket share its counters (per top-level resource)
         self._route_bucket: dict[str, str] = {}
         self._global_until = 0.0
-        self._global_per_second = global_per_second
-        self._recent: deque[float] = deque(maxlen=global_per_second)
+        # Requests are spaced evenly at this rate. A global 429 halves it (whatever the real
+        # limit is, we back off under it); each success earns a little of it back.
+        self._max_rate = global_per_second
+        self.rate = global_per_second
+        self._next_slot = 0.0
         self._global_lock = asyncio.Lock()
 
     def _state(self, key: str) -> _BucketState:
@@ -68,15 +73,19 @@ class DiscordRateLimiter:
         await self._global_slot()
 
     async def _global_slot(self) -> None:
-        # Process-wide cap on requests per second (Discord allows 50 per bot).
+        # Process-wide cap on requests per second (Discord allows 50 per bot), as even spacing
+        # so that waiters released together after a pause do not arrive as one burst.
         async with self._global_lock:
-            if len(self._recent) == self._recent.maxlen:
-                wait = self._recent[0] + 1.0 - time.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-            self._recent.append(time.monotonic())
+            now = time.monotonic()
+            wait = max(self._next_slot, self._global_until) - now
+            if wait > 0:
+                await asyncio.sleep(wait)
+                now = time.monotonic()
+            self._next_slot = now + 1.0 / self.rate
 
     def after(self, key: str, response: httpx2.Response) -> None:
+        if response.status_code < 400 and self.rate < self._max_rate:
+            self.rate = min(self._max_rate, self.rate + RATE_RECOVERY)
         headers = response.headers
         remaining = headers.get("x-ratelimit-remaining")
         reset_after = headers.get("x-ratelimit-reset-after")
@@ -103,7 +112,54 @@ class DiscordRateLimiter:
                 is_global = False
         if is_global:
             self._global_until = max(self._global_until, until)
+            self.rate = max(MIN_RATE, self.rate / 2)
         else:
             state = self._state(key)
             state.remaining = 0
             state.reset_at = max(state.reset_at, until)
+
+
+class WindowRateLimiter:
+    """A limit of ``limit`` requests per ``window`` seconds (Wise Old Man's model).
+
+    Requests go out at once while the window allows, so a short run costs no waiting;
+    when the server sends ``RateLimit-Remaining``/``RateLimit-Reset`` they are obeyed, and
+    without them (older deployments) a sliding log of our own requests keeps any window of
+    ``window`` seconds at or under ``limit``, which no server window can exceed.
+    """
+
+    def __init__(self, limit: int, window: float, *, margin: float = 0.01) -> None:
+        self.limit = limit
+        self.window = window
+        self._margin = window * margin  # slack for the server counting a hair later than us
+        self._sent: deque[float] = deque(maxlen=limit)
+        self._blocked_until = 0.0
+        self._lock = asyncio.Lock()
+
+    async def before(self, key: str) -> None:
+        async with self._lock:  # one caller at a time: the log must see every request
+            while True:
+                now = time.monotonic()
+                wait = self._blocked_until - now
+                if len(self._sent) == self.limit:
+                    wait = max(wait, self._sent[0] + self.window + self._margin - now)
+                if wait <= 0:
+                    break
+                await asyncio.sleep(wait)
+            self._sent.append(time.monotonic())
+
+    def after(self, key: str, response: httpx2.Response) -> None:
+        remaining = response.headers.get("ratelimit-remaining")
+        reset = response.headers.get("ratelimit-reset")
+        if remaining is None or reset is None:
+            return
+        try:
+            if int(remaining) <= 0:
+                until = time.monotonic() + float(reset) + self._margin
+                self._blocked_until = max(self._blocked_until, until)
+        except ValueError:
+            return
+
+    def rate_limited(self, key: str, response: httpx2.Response, wait: float) -> None:
+        # No Retry-After: back off as the server's documentation asks (5 s, doubling, 60 s cap).
+        self._blocked_until = max(self._blocked_until, time.monotonic() + (wait or 5.0))

@@ -14,6 +14,7 @@ from typing import IO, Any
 
 import xlsxwriter  # type: ignore[import-untyped]
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 Cell = str | int | float | datetime | None
@@ -22,7 +23,7 @@ Cell = str | int | float | datetime | None
 @dataclass(frozen=True, slots=True)
 class Column:
     title: str
-    kind: str = "text"  # text | int | datetime
+    kind: str = "text"  # text | int | float | datetime
     width: int | None = None  # XLSX width in characters; None guesses from the content
 
 
@@ -49,14 +50,15 @@ def render_table(sheet: Sheet, console: Console, *, zone: Any = None) -> None:
         # numbers and times never wrap; long text columns give way first
         table.add_column(
             col.title,
-            justify="right" if col.kind == "int" else "left",
+            justify="right" if col.kind in ("int", "float") else "left",
             no_wrap=col.kind != "text",
             overflow="fold",
         )
     for row in sheet.rows:
         table.add_row(
             *(
-                f"[dim]{_text(v)}[/dim]" if v == 0 and col.kind == "int" else _text(v, zone)
+                # names are member-provided: never let them act as Rich markup
+                f"[dim]{_text(v)}[/dim]" if v == 0 and col.kind == "int" else escape(_text(v, zone))
                 for col, v in zip(sheet.columns, row, strict=True)
             )
         )
@@ -78,6 +80,7 @@ def write_xlsx(sheets: Sequence[Sheet], path: Path) -> None:
     try:
         header = book.add_format({"bold": True, "bg_color": "#DDE4EE", "border": 1})
         integer = book.add_format({"num_format": "#,##0"})
+        decimal = book.add_format({"num_format": "#,##0.00"})
         stamp = book.add_format({"num_format": "yyyy-mm-dd hh:mm"})
         zero = book.add_format({"bg_color": "#FCE4E4", "font_color": "#9C0006"})
         for sheet in sheets:
@@ -85,13 +88,13 @@ def write_xlsx(sheets: Sequence[Sheet], path: Path) -> None:
             for c, col in enumerate(sheet.columns):
                 ws.write_string(0, c, col.title, header)
             for r, row in enumerate(sheet.rows, start=1):
-                for c, value in enumerate(row):
+                for c, (col, value) in enumerate(zip(sheet.columns, row, strict=True)):
                     if value is None:
                         ws.write_blank(r, c, None)
                     elif isinstance(value, datetime):
                         ws.write_datetime(r, c, value.replace(tzinfo=None), stamp)
                     elif isinstance(value, int | float) and not isinstance(value, bool):
-                        ws.write_number(r, c, value, integer)
+                        ws.write_number(r, c, value, decimal if col.kind == "float" else integer)
                     else:
                         ws.write_string(r, c, str(value))
             last_row = max(len(sheet.rows), 1)

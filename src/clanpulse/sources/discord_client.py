@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 import httpx2
 
 from clanpulse import __version__
-from clanpulse.net.http import ApiClient, CircuitBreaker, RetryPolicy, make_client
+from clanpulse.net.http import ApiClient, CircuitBreaker, RetryPolicy, Timeouts, make_client
 from clanpulse.net.ratelimit import DiscordRateLimiter
 from clanpulse.records import Channel, ChatMessage, DiscordUser
 from clanpulse.sources.discord_api import (
@@ -45,10 +45,13 @@ class DiscordClient:
         token: str,
         *,
         retry: RetryPolicy | None = None,
+        timeouts: Timeouts | None = None,
         transport: httpx2.AsyncBaseTransport | None = None,
     ) -> AsyncIterator[DiscordClient]:
         headers = {"Authorization": f"Bot {token}", "User-Agent": USER_AGENT}
-        async with make_client(base_url, headers=headers, transport=transport) as http:
+        async with make_client(
+            base_url, headers=headers, timeouts=timeouts, transport=transport
+        ) as http:
             yield cls(
                 ApiClient(
                     "discord",

@@ -19,6 +19,7 @@ from sqlalchemy import and_, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from clanpulse.identity import resolve_osrs_names
 from clanpulse.records import (
     Channel,
     ClassifiedMessage,
@@ -53,7 +54,7 @@ class IngestCounts:
         self.edited += other.edited
 
 
-def _insert_for(dialect: str) -> Callable[..., Any]:
+def insert_for(dialect: str) -> Callable[..., Any]:
     """The dialect's INSERT, which knows ON CONFLICT (both backends speak it)."""
     return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
@@ -77,7 +78,7 @@ async def upsert_channel(conn: AsyncConnection, ch: Channel, platform: str = "di
 
 @cache
 def _channel_upsert(dialect: str) -> Any:
-    ins = _insert_for(dialect)(channel)
+    ins = insert_for(dialect)(channel)
     return ins.on_conflict_do_update(
         index_elements=["platform", "external_id"],
         set_={
@@ -164,7 +165,7 @@ async def _upsert_accounts(
 @cache
 def _account_upsert(dialect: str, platform: Platform) -> tuple[Any, Any]:
     """The account upsert, built once per dialect (building ON CONFLICT clauses is costly)."""
-    ins = _insert_for(dialect)(account)
+    ins = insert_for(dialect)(account)
     newer = ins.excluded.names_seen_at >= account.c.names_seen_at
 
     def pick(col: str) -> Any:
@@ -247,7 +248,10 @@ async def _write_messages(
                 speakers, item.speaker.normalized, _speaker_observation(item.speaker, msg.sent_at)
             )
     author_ids = await _upsert_accounts(conn, Platform.DISCORD, authors)
-    speaker_ids = await _upsert_accounts(conn, Platform.OSRS, speakers)
+    # in-game names of tracked players go to their accounts; others wait on their own
+    speaker_ids = await resolve_osrs_names(conn, set(speakers))
+    unknown = {name: obs for name, obs in speakers.items() if name not in speaker_ids}
+    speaker_ids.update(await _upsert_accounts(conn, Platform.OSRS, unknown))
 
     rows = []
     for item in items:
@@ -307,7 +311,7 @@ async def _write_messages(
 def _message_insert(dialect: str) -> Any:
     """Insert new messages, skip known ones, and say which were new (for the rollup)."""
     return (
-        _insert_for(dialect)(message)
+        insert_for(dialect)(message)
         .on_conflict_do_nothing(index_elements=["channel_id", "external_id"])
         .returning(message.c.external_id, message.c.credited_account_id, message.c.sent_at)
     )
@@ -329,10 +333,8 @@ async def _add_to_rollup(
         if cell[1] is None or row.sent_at > cell[1]:
             cell[1] = row.sent_at
         counts.counted += 1
-    if not per_day:
-        return
-    await conn.execute(
-        _rollup_upsert(conn.dialect.name),
+    await add_rollup_rows(
+        conn,
         [
             {
                 "day": day,
@@ -346,9 +348,15 @@ async def _add_to_rollup(
     )
 
 
+async def add_rollup_rows(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    """Add message counts to the daily rollup (summing into rows that exist)."""
+    if rows:
+        await conn.execute(_rollup_upsert(conn.dialect.name), rows)
+
+
 @cache
 def _rollup_upsert(dialect: str) -> Any:
-    ins = _insert_for(dialect)(message_rollup)
+    ins = insert_for(dialect)(message_rollup)
     return ins.on_conflict_do_update(
         index_elements=["day", "account_id", "channel_id"],
         set_={
@@ -376,7 +384,7 @@ async def set_cursor(conn: AsyncConnection, source: str, key: str, value: str) -
 
 @cache
 def _cursor_upsert(dialect: str) -> Any:
-    ins = _insert_for(dialect)(harvest_cursor)
+    ins = insert_for(dialect)(harvest_cursor)
     return ins.on_conflict_do_update(
         index_elements=["source", "key"],
         set_={"value": ins.excluded.value, "updated_at": ins.excluded.updated_at},

@@ -16,9 +16,11 @@ from sqlalchemy import (
     Date,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -73,9 +75,6 @@ member = Table(
     Column("id", BigId, primary_key=True),
     # a name chosen for the member; when null the name of their most recently seen account is used
     Column("display_name", String(200)),
-    Column("role", String(64)),
-    Column("joined_at", UTCDateTime()),
-    Column("left_at", UTCDateTime()),
     Column("opted_out", Boolean, nullable=False, server_default=text("false")),
     Column("created_at", UTCDateTime(), nullable=False),
 )
@@ -97,6 +96,12 @@ account = Table(
     Column("names_seen_at", UTCDateTime(), nullable=False),
     Column("is_bot", Boolean, nullable=False, server_default=text("false")),
     Column("member_id", BigInteger, ForeignKey("member.id", ondelete="SET NULL")),
+    # set when a person linked or unlinked this account by hand: automatic linking keeps off
+    Column("link_locked", Boolean, nullable=False, server_default=text("false")),
+    # clan (Wise Old Man group) membership of an in-game account; left members are kept
+    Column("role", String(64)),
+    Column("joined_at", UTCDateTime()),
+    Column("left_at", UTCDateTime()),
     Column("created_at", UTCDateTime(), nullable=False),
     UniqueConstraint("platform", "external_id"),
     Index("ix_account_member_id", "member_id"),
@@ -158,6 +163,53 @@ message_rollup = Table(
     Column("messages", Integer, nullable=False),
     Column("last_sent_at", UTCDateTime(), nullable=False),
     PrimaryKeyConstraint("day", "account_id", "channel_id"),
+)
+
+# Wise Old Man snapshots: one hiscores reading per player and WOM createdAt. The headline
+# numbers are columns (reports read only these); the full reading is kept compressed for
+# per-skill and per-boss gains.
+snapshot = Table(
+    "snapshot",
+    metadata,
+    Column("account_id", BigInteger, ForeignKey("account.id", ondelete="CASCADE"), nullable=False),
+    Column("taken_at", UTCDateTime(), nullable=False),
+    Column("overall_xp", BigInteger, nullable=False),
+    Column("ehp", Float, nullable=False),
+    Column("ehb", Float, nullable=False),
+    Column("boss_kills", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),  # zlib-compressed JSON of WOM's ``data``
+    PrimaryKeyConstraint("account_id", "taken_at"),
+    # "last XP change": the first reading at the latest XP total is one seek, not a scan
+    Index("ix_snapshot_account_id_overall_xp_taken_at", "account_id", "overall_xp", "taken_at"),
+)
+
+# Approved in-game renames, from WOM: old and new names belong to the same player.
+name_change = Table(
+    "name_change",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),  # WOM's id
+    Column("account_id", BigInteger, ForeignKey("account.id", ondelete="CASCADE"), nullable=False),
+    Column("old_name", String(64), nullable=False),
+    Column("old_normalized", String(64), nullable=False),
+    Column("new_name", String(64), nullable=False),
+    Column("new_normalized", String(64), nullable=False),
+    Column("resolved_at", UTCDateTime(), nullable=False),
+    Index("ix_name_change_old_normalized", "old_normalized"),
+    Index("ix_name_change_account_id", "account_id"),
+)
+
+# Clan membership events (joined, left, changed_role), from WOM's group activity.
+group_event = Table(
+    "group_event",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("account_id", BigInteger, ForeignKey("account.id", ondelete="CASCADE"), nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("role", String(64)),
+    Column("previous_role", String(64)),
+    Column("at", UTCDateTime(), nullable=False),
+    UniqueConstraint("account_id", "type", "at"),
+    Index("ix_group_event_at", "at"),
 )
 
 harvest_cursor = Table(
