@@ -495,8 +495,8 @@ def test_a_missing_path_is_named_in_the_error(clanpulse: Clanpulse, tmp_path: Pa
 
     result = clanpulse.import_export("exports/missing.json")
 
-    assert result.exit_code != 0
-    assert_reported_once(result, "exports/missing.json", "file: no such file or directory")
+    assert result.exit_code == 2  # a usage error: nothing was attempted
+    assert "exports/missing.json" in result.stderr and "does not exist" in result.stderr
 
 
 # --- nothing lost --------------------------------------------------------------------------
@@ -509,7 +509,7 @@ def files_by_channel(folder: Path) -> dict[str, list[int]]:
         export = json.loads(path.read_text(encoding="utf-8"))
         assert export["messageCount"] == len(export["messages"])
         found[export["channel"]["id"]].update(int(m["id"]) for m in export["messages"])
-    return {channel_id: sorted(ids) for channel_id, ids in found.items()}
+    return {cid: sorted(ids) for cid, ids in found.items()}
 
 
 def test_every_message_of_the_files_is_stored_in_its_channel(
@@ -554,15 +554,9 @@ def test_the_installed_command_in_a_real_process(tmp_path: Path) -> None:
     assert stored_message_ids(f"sqlite+aiosqlite:///{database}") == good
 
 
-# --- known bugs ----------------------------------------------------------------------------
+# --- once-found bugs, kept fixed -----------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli.py prints errors through a rich Console that wraps at the console width "
-    "(80 columns when stderr is not a terminal), so a long error is split over several "
-    "lines and a long path is folded in the middle",
-)
 def test_the_error_line_stays_one_line_however_long_the_path(
     tmp_path: Path, clanpulse: Clanpulse
 ) -> None:
@@ -579,13 +573,6 @@ def test_the_error_line_stays_one_line_however_long_the_path(
     assert line.endswith(")")  # the reason ends with the id of the last complete message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="discord_export._events catches only ijson.JSONError; the C parser accepts an "
-    "overlong UTF-8 sequence (C0 80) inside a string, then decoding it raises "
-    "UnicodeDecodeError, which escapes import_discord_exports: the command dies with a "
-    "traceback, no error line, and the files after it are not imported",
-)
 def test_invalid_utf8_the_parser_lets_through_is_reported_like_any_bad_file(
     tmp_path: Path, clanpulse: Clanpulse, db_url: str
 ) -> None:
@@ -606,13 +593,6 @@ def test_invalid_utf8_the_parser_lets_through_is_reported_like_any_bad_file(
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="PostgreSQL text cannot hold U+0000: asyncpg raises for a message whose content "
-    "has a (JSON-escaped) NUL character, which SQLite stores fine; the DBAPIError escapes "
-    "import_discord_exports (only ExportError is caught), so the command crashes with a "
-    "traceback instead of importing the file or reporting it, and later files are skipped",
-)
 def test_a_message_with_a_nul_character_imports_on_postgresql_as_on_sqlite(
     tmp_path: Path, postgres_url: str
 ) -> None:

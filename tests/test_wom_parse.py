@@ -586,7 +586,7 @@ def test_the_sample_gains_have_their_window_and_deltas() -> None:
 
 
 def test_gains_of_a_player_not_updated_in_the_window_have_no_window() -> None:
-    payload = {
+    payload: dict[str, Any] = {
         "startsAt": None,
         "endsAt": None,
         "data": {"skills": {}, "bosses": {}, "activities": {}, "computed": {}},
@@ -663,7 +663,7 @@ SAMPLES: list[tuple[Any, Callable[[object, str], object]]] = [
 def mutated_samples(draw: st.DrawFn) -> tuple[Any, Callable[[object, str], object]]:
     """A sample payload with one value somewhere inside replaced or removed."""
     original, parser = draw(st.sampled_from(SAMPLES))
-    payload = copy.deepcopy(original)
+    payload: Any = copy.deepcopy(original)
     node = payload
     for _ in range(draw(st.integers(min_value=0, max_value=7))):
         keys = node.keys() if isinstance(node, dict) else range(len(node))

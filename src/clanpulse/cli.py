@@ -27,7 +27,8 @@ T = TypeVar("T")
 REPORT_FORMATS = ("table", "json", "csv", "xlsx")
 
 stdout = Console()
-stderr = Console(stderr=True)
+# soft wrap: an error or summary stays one line however long (paths can be long)
+stderr = Console(stderr=True, soft_wrap=True)
 log = logging.getLogger("clanpulse")
 
 
@@ -131,7 +132,7 @@ def import_group() -> None:
 
 
 @import_group.command(name="discord-export")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.pass_context
 def import_discord_export(ctx: click.Context, paths: tuple[Path, ...]) -> None:
     """Import DiscordChatExporter JSON files, or folders of them (parts included).

@@ -12,6 +12,8 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
+from sqlalchemy.exc import DBAPIError
+
 from clanpulse.counting import BridgeAuthors, classify
 from clanpulse.net.http import ApiError, CircuitOpenError
 from clanpulse.progress import Progress, SilentProgress
@@ -99,13 +101,13 @@ async def _harvest(
             outcome = ChannelOutcome(ch)
             try:
                 await _harvest_channel(db, client, ch, bridge, outcome, report)
-            except (ApiError, ApiPayloadError) as exc:
+            except (ApiError, ApiPayloadError, DBAPIError) as exc:
                 if getattr(exc, "status", None) == 403 and ch.id not in explicit:
                     outcome.skipped = "no access"
                     log.info("channel #%s (%s): skipped, no access", ch.name, ch.id)
                 else:
                     outcome.error = str(exc)
-                    log.error("channel #%s (%s): %s", ch.name, ch.id, exc)
+                    log.debug("channel #%s (%s): %s", ch.name, ch.id, exc)
             progress.advance(PROGRESS_NAME)
             return outcome
 

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sqlalchemy.exc import DBAPIError
+
 from clanpulse.counting import BridgeAuthors, classify
 from clanpulse.progress import Progress, SilentProgress
 from clanpulse.records import ChatMessage, MessageBatch
@@ -86,7 +88,11 @@ async def import_discord_exports(
         except ExportError as exc:
             outcome.error = str(exc)
             outcome.counts = IngestCounts()  # rolled back: nothing of it was written
-            log.error("%s", exc)
+        except DBAPIError as exc:
+            # the database refused something in the file (e.g. a value too large for a column)
+            reason = str(exc.orig).splitlines()[0] if exc.orig else type(exc).__name__
+            outcome.error = f"{path}: the database refused its data: {reason}"
+            outcome.counts = IngestCounts()
         progress.advance(PROGRESS_NAME)
     totals = report.totals
     progress.finish(PROGRESS_NAME, f"{totals.inserted} new messages")

@@ -145,7 +145,7 @@ async def _backfill(
         except (ApiError, ApiPayloadError) as exc:
             # the others go on; this player is tried again next run
             report.failed_players.append(f"{player.display_name}: {exc}")
-            log.error("backfill of %s: %s", player.display_name, exc)
+            log.debug("backfill of %s: %s", player.display_name, exc)
             if isinstance(exc, ApiError) and client.api.breaker and client.api.breaker.is_open:
                 raise
             progress.advance(PROGRESS_NAME)

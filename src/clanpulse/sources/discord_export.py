@@ -146,6 +146,9 @@ def _events(path: Path) -> Iterator[_Event]:
             parser.send(chunk)
         except ijson.JSONError as exc:
             problem = _parser_problem(exc)
+        except UnicodeDecodeError as exc:
+            # the C parser passes some invalid UTF-8 through and decoding then fails
+            problem = f"invalid UTF-8 ({exc.reason})"
         # On failure the sink still holds the events parsed before the bad byte: handing them
         # out first lets readers keep every message completed before it (or stop early, with
         # no error at all, when they already have what they need).
@@ -186,12 +189,12 @@ def _locate_invalid_json(path: Path, chunk_offset: int, problem: str) -> _Invali
                 byte = chunk[index : index + 1]
                 try:
                     parser.send(byte)
-                except ijson.JSONError:
+                except (ijson.JSONError, UnicodeDecodeError):
                     return _InvalidJson(offset + index, newlines + 1, problem)
                 newlines += byte == b"\n"
                 del sink[:]
             break
-    except (ijson.JSONError, OSError):
+    except (ijson.JSONError, UnicodeDecodeError, OSError):
         pass
     # The file changed between the passes; the start of the failing chunk is the best we know.
     return _InvalidJson(chunk_offset, newlines + 1, problem + " (position approximate)")

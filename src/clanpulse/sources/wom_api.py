@@ -239,8 +239,8 @@ class ApiNameChange(_Payload):
         return self.status == "approved"
 
     def to_record(self) -> NameChange:
-        # resolvedAt is set when WOM approves a change; its last update is the same moment for
-        # a change that carries none.
+        # resolvedAt is when WOM approved the change; should it be missing, the change's last
+        # update is the closest time WOM gives.
         return NameChange(
             id=self.id,
             player_id=self.player_id,

@@ -273,7 +273,8 @@ async def _write_messages(
                 "type": msg.type,
                 "sent_at": msg.sent_at,
                 "edited_at": msg.edited_at,
-                "content": msg.content,
+                # PostgreSQL text cannot hold NUL; SQLite could, but both must store the same
+                "content": msg.content.replace("\x00", "\ufffd"),
                 "reply_to": msg.reply_to,
                 "attachments": msg.attachments,
                 "reactions": msg.reactions,
