@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 import pytest
@@ -207,7 +208,7 @@ async def test_a_global_429_pauses_every_request_not_just_one_route(
     # after a global 429 every in-flight caller waits: the next global 429 cannot follow
     # within the pause it asked for (2 requests per 100 ms window here)
     limited = [r.at for r in records if r.status == 429]
-    gaps = [b - a for a, b in zip(limited, limited[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(limited)]
     assert sum(1 for g in gaps if g < 0.05) <= len(gaps) // 2
 
 
