@@ -1681,7 +1681,8 @@ def generate_wom_group(
                 sync = _floor_day(since - rng.randrange(700 * DAY_MS))
         else:
             since = joined_ms + rng.randrange(300_000, 36 * HOUR_MS)
-            since = max(joined_ms, min(since, end_ms - 60_000))
+            # never before the group existed, never after the history
+            since = max(joined_ms, created_ms + 60_000, min(since, end_ms - 60_000))
             sync = _floor_day(joined_ms) if rng.random() < 0.75 else None
         limit_ms = end_ms - 60_000
         leave_event = None
