@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from typing_extensions import TypedDict
-
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -33,6 +31,7 @@ from pydantic import (
     with_config,
 )
 from pydantic.alias_generators import to_camel
+from typing_extensions import TypedDict
 
 from clanpulse.analytics.wom_gains import MetricGain, total_boss_kills
 from clanpulse.names import normalize_osrs_name
