@@ -67,18 +67,19 @@ def clan_json(report: ClanReport) -> bytes:
 
 
 def members_sheet(report: ClanReport) -> Sheet:
+    # short titles: this table is wide, and terminals are not
     columns = [
         Column("Member"),
         Column("Role"),
-        Column("Joined (UTC)", "datetime", 18),
+        Column("Joined", "date", 11),
         Column("Status"),
-        *(Column(f"Messages {w}", "int", 14) for w in MESSAGE_WINDOWS),
+        *(Column(f"Msgs {w}", "int", 10) for w in MESSAGE_WINDOWS),
         *(Column(f"XP {w}", "int", 13) for w in XP_WINDOWS),
         Column("EHP 30d", "float", 9),
         Column("EHB 30d", "float", 9),
-        Column("Boss kills 30d", "int", 14),
-        Column("Last message (UTC)", "datetime", 18),
-        Column("Last XP change (UTC)", "datetime", 20),
+        Column("Kills 30d", "int", 10),
+        Column("Last message", "datetime", 17),
+        Column("Last XP change", "datetime", 17),
     ]
     rows: list[list[Cell]] = [
         [
@@ -100,7 +101,8 @@ def members_sheet(report: ClanReport) -> Sheet:
         "Members",
         columns,
         rows,
-        note=f"As of {iso_utc(report.as_of)}. Empty XP cells: no snapshot in that window. "
+        note=f"As of {iso_utc(report.as_of)}; times in UTC. Empty XP cells: no snapshot in that "
+        "window. "
         f"Inactive: no message and no XP change for {report.inactive_days} days.",
     )
 
@@ -117,7 +119,7 @@ def summary_sheets(report: ClanReport) -> list[Sheet]:
     roster: list[list[Cell]] = [["joined", c.name, c.at] for c in s.joined_30d]
     roster += [["left", c.name, c.at] for c in s.left_30d]
     renames: list[list[Cell]] = [[r.old_name, r.new_name, r.at] for r in s.renames_30d]
-    when = Column("When (UTC)", "datetime", 18)
+    when = Column("When (UTC)", "datetime", 17)
     return [
         Sheet("Summary", [Column("Figure"), Column("Value", "int", 14)], totals),
         Sheet(

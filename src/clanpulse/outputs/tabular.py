@@ -23,7 +23,7 @@ Cell = str | int | float | datetime | None
 @dataclass(frozen=True, slots=True)
 class Column:
     title: str
-    kind: str = "text"  # text | int | float | datetime
+    kind: str = "text"  # text | int | float | date | datetime
     width: int | None = None  # XLSX width in characters; None guesses from the content
 
 
@@ -35,12 +35,16 @@ class Sheet:
     note: str | None = None
 
 
-def _text(value: Cell, zone: Any = None) -> str:
+def _text(value: Cell, zone: Any = None, kind: str = "text") -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
         shown = value.astimezone(zone) if zone is not None else value
-        return shown.strftime("%Y-%m-%d %H:%M")
+        return shown.strftime("%Y-%m-%d" if kind == "date" else "%Y-%m-%d %H:%M")
+    if kind == "int" and isinstance(value, int):
+        return f"{value:,}"
+    if kind == "float" and isinstance(value, int | float):
+        return f"{value:,.2f}"
     return str(value)
 
 
@@ -53,12 +57,15 @@ def render_table(sheet: Sheet, console: Console, *, zone: Any = None) -> None:
             justify="right" if col.kind in ("int", "float") else "left",
             no_wrap=col.kind != "text",
             overflow="fold",
+            min_width=10 if col.kind == "text" else None,
         )
     for row in sheet.rows:
         table.add_row(
             *(
                 # names are member-provided: never let them act as Rich markup
-                f"[dim]{_text(v)}[/dim]" if v == 0 and col.kind == "int" else escape(_text(v, zone))
+                f"[dim]{_text(v)}[/dim]"
+                if v == 0 and col.kind == "int"
+                else escape(_text(v, zone, col.kind))
                 for col, v in zip(sheet.columns, row, strict=True)
             )
         )
@@ -82,6 +89,7 @@ def write_xlsx(sheets: Sequence[Sheet], path: Path) -> None:
         integer = book.add_format({"num_format": "#,##0"})
         decimal = book.add_format({"num_format": "#,##0.00"})
         stamp = book.add_format({"num_format": "yyyy-mm-dd hh:mm"})
+        day = book.add_format({"num_format": "yyyy-mm-dd"})
         zero = book.add_format({"bg_color": "#FCE4E4", "font_color": "#9C0006"})
         for sheet in sheets:
             ws = book.add_worksheet(sheet.title[:31])
@@ -92,7 +100,8 @@ def write_xlsx(sheets: Sequence[Sheet], path: Path) -> None:
                     if value is None:
                         ws.write_blank(r, c, None)
                     elif isinstance(value, datetime):
-                        ws.write_datetime(r, c, value.replace(tzinfo=None), stamp)
+                        shown = value.replace(tzinfo=None)
+                        ws.write_datetime(r, c, shown, day if col.kind == "date" else stamp)
                     elif isinstance(value, int | float) and not isinstance(value, bool):
                         ws.write_number(r, c, value, decimal if col.kind == "float" else integer)
                     else:
