@@ -134,6 +134,7 @@ class WindowRateLimiter:
         self._margin = window * margin  # slack for the server counting a hair later than us
         self._sent: deque[float] = deque(maxlen=limit)
         self._blocked_until = 0.0
+        self._backoff = 0.0  # seconds of the last 429 back-off without Retry-After
         self._lock = asyncio.Lock()
 
     async def before(self, key: str) -> None:
@@ -149,6 +150,8 @@ class WindowRateLimiter:
             self._sent.append(time.monotonic())
 
     def after(self, key: str, response: httpx2.Response) -> None:
+        if response.status_code != 429:
+            self._backoff = 0.0
         remaining = response.headers.get("ratelimit-remaining")
         reset = response.headers.get("ratelimit-reset")
         if remaining is None or reset is None:
@@ -161,5 +164,8 @@ class WindowRateLimiter:
             return
 
     def rate_limited(self, key: str, response: httpx2.Response, wait: float) -> None:
-        # No Retry-After: back off as the server's documentation asks (5 s, doubling, 60 s cap).
-        self._blocked_until = max(self._blocked_until, time.monotonic() + (wait or 5.0))
+        if wait <= 0:
+            # No Retry-After: back off as the server's documentation asks (5 s, doubling, 60 s)
+            self._backoff = min(60.0, self._backoff * 2) if self._backoff else 5.0
+            wait = self._backoff
+        self._blocked_until = max(self._blocked_until, time.monotonic() + wait)

@@ -171,7 +171,10 @@ async def _latest(
         stored = await latest_snapshot_times(conn)
     try:
         readings = await client.bulk_hiscores(group_id)
-    except EndpointMissing:
+    except (EndpointMissing, ApiPayloadError) as exc:
+        if isinstance(exc, ApiPayloadError):
+            # one malformed entry must not cost every member their reading: ask one by one
+            report.warnings.append(f"{exc}; fetching players one by one instead")
         report.bulk = False
         readings = []
         for ms in memberships:
@@ -211,7 +214,11 @@ async def _renames(
     """Newest first: page until a rename we already hold."""
     offset = 0
     while True:
-        page = await client.name_changes(group_id, offset)
+        try:
+            page = await client.name_changes(group_id, offset)
+        except ApiPayloadError as exc:
+            report.warnings.append(f"renames not updated: {exc}")
+            return
         async with db.write() as conn:
             known = await known_name_change_ids(conn, [c.id for c in page])
             report.name_changes += await store_name_changes(
@@ -228,7 +235,11 @@ async def _events(db: Database, client: WomClient, group_id: int, report: WomHar
         newest = await newest_event_time(conn)
     offset = 0
     while True:
-        page = await client.activity(group_id, offset)
+        try:
+            page = await client.activity(group_id, offset)
+        except ApiPayloadError as exc:
+            report.warnings.append(f"membership events not updated: {exc}")
+            return
         async with db.write() as conn:
             # players who have left since are not in the roster: give them accounts too
             players = [e.player for e in page if e.player is not None]

@@ -309,4 +309,17 @@ async def store_group_events(
         .returning(group_event.c.id),
         rows,
     )
+    # the roster diff only knows when we noticed a departure; the event knows when it happened
+    departures = [{"aid": r["account_id"], "at": r["at"]} for r in rows if r["type"] == "left"]
+    if departures:
+        await conn.execute(
+            update(account)
+            .where(
+                account.c.id == bindparam("aid"),
+                account.c.left_at.is_not(None),
+                account.c.left_at > bindparam("at"),
+            )
+            .values(left_at=bindparam("at")),
+            departures,
+        )
     return len(inserted.all())
