@@ -25,7 +25,6 @@ import hashlib
 import math
 import random
 import re
-import socket
 import threading
 import time
 from collections import Counter, deque
@@ -33,12 +32,10 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import Message
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
-import uvicorn
 from fastapi import FastAPI, Request
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -51,6 +48,7 @@ from clanpulse.demo.community import (
     generate_community,
     iso_ms,
 )
+from clanpulse.demo.loopback import LoopbackServer
 
 API_PREFIX = "/api/v10"
 DEFAULT_TOKEN = "demo-token"  # a made-up demo value, shaped nothing like a real token
@@ -946,12 +944,14 @@ async def _execute_webhook(
 # the server
 
 
-class FakeDiscordServer:
+class FakeDiscordServer(LoopbackServer):
     """A running fake Discord API on 127.0.0.1 (uvicorn on a background thread).
 
     ``with FakeDiscordServer(...) as server`` or ``start()``/``stop()`` from synchronous
     code; ``async with`` or ``await astart()``/``await astop()`` inside an event loop.
     """
+
+    label = "fake Discord server"
 
     def __init__(
         self,
@@ -963,27 +963,10 @@ class FakeDiscordServer:
     ) -> None:
         self.community = community if community is not None else generate_community()
         self.config = config if config is not None else FakeDiscordConfig()
-        self.host = host
-        self.requested_port = port
         self._state = _ServerState(self.community, self.config)
-        self.app = _build_app(self._state)
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
-        self._port: int | None = None
+        super().__init__(_build_app(self._state), host=host, port=port)
 
     # -- addresses ----------------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise RuntimeError("the fake Discord server is not running")
-        return self._port
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:PORT`` (no API prefix)."""
-        return f"http://{self.host}:{self.port}"
 
     @property
     def url(self) -> str:
@@ -1038,105 +1021,6 @@ class FakeDiscordServer:
         self._state.fault_rng = random.Random(self.config.fault_seed if seed is None else seed)
 
     # -- lifecycle ----------------------------------------------------------------
-
-    def _bind(self) -> socket.socket:
-        # An explicit IPPROTO_TCP makes asyncio set TCP_NODELAY on accepted connections;
-        # without it every response stalls ~40 ms on Nagle plus delayed ACKs.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.requested_port))
-        self._port = int(sock.getsockname()[1])
-        return sock
-
-    def _uvicorn(self) -> uvicorn.Server:
-        config = uvicorn.Config(
-            self.app,
-            log_config=None,  # leave the host process's logging alone
-            log_level="warning",
-            access_log=False,  # access lines would carry webhook tokens
-            lifespan="off",
-            ws="none",
-            timeout_graceful_shutdown=2,
-        )
-        return uvicorn.Server(config)
-
-    def start(self) -> None:
-        """Start serving on a background thread; returns once requests are accepted."""
-        if self._thread is not None:
-            raise RuntimeError("already started")
-        self.bind()
-        self._server = self._uvicorn()
-        self._thread = threading.Thread(
-            target=self._server.run,
-            kwargs={"sockets": [self._socket]},
-            name=f"fake-discord-{self._port}",
-            daemon=True,
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 15
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("the fake Discord server did not start")
-            time.sleep(0.005)
-
-    def stop(self) -> None:
-        """Shut down and wait for the server thread."""
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        if self._socket is not None:
-            self._socket.close()
-        self._server = self._thread = self._socket = None
-        self._port = None
-
-    async def astart(self) -> None:
-        await asyncio.to_thread(self.start)
-
-    async def astop(self) -> None:
-        await asyncio.to_thread(self.stop)
-
-    def __enter__(self) -> FakeDiscordServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> FakeDiscordServer:
-        await self.astart()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.astop()
-
-    def bind(self) -> int:
-        """Reserve the listening socket now (to learn the port early); return the port."""
-        if self._socket is None:
-            self._socket = self._bind()
-        return self.port
-
-    def run_forever(self) -> None:
-        """Serve on the calling (main) thread until interrupted, for the standalone mode."""
-        self.bind()
-        assert self._socket is not None
-        try:
-            self._uvicorn().run(sockets=[self._socket])
-        finally:
-            self._socket.close()
-            self._socket = None
-            self._port = None
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -27,17 +27,13 @@ import asyncio
 import math
 import random
 import re
-import socket
-import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
-import uvicorn
 from fastapi import FastAPI, Request
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -52,6 +48,7 @@ from clanpulse.demo.fake_discord import (
     Send,
     ServerStats,
 )
+from clanpulse.demo.loopback import LoopbackServer
 from clanpulse.demo.wom_data import (
     METRICS,
     WomGroup,
@@ -579,12 +576,14 @@ def _build_app(state: _ServerState) -> FastAPI:
 # the server
 
 
-class FakeWomServer:
+class FakeWomServer(LoopbackServer):
     """A running fake WOM API on 127.0.0.1 (uvicorn on a background thread).
 
     ``with FakeWomServer(...) as server`` or ``start()``/``stop()`` from synchronous code;
     ``async with`` or ``await astart()``/``await astop()`` inside an event loop.
     """
+
+    label = "fake WOM server"
 
     def __init__(
         self,
@@ -596,27 +595,10 @@ class FakeWomServer:
     ) -> None:
         self.group = group if group is not None else generate_wom_group()
         self.config = config if config is not None else FakeWomConfig()
-        self.host = host
-        self.requested_port = port
         self._state = _ServerState(self.group, self.config)
-        self.app = _Gate(_build_app(self._state), self._state)
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
-        self._port: int | None = None
+        super().__init__(_Gate(_build_app(self._state), self._state), host=host, port=port)
 
     # -- addresses ----------------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise RuntimeError("the fake WOM server is not running")
-        return self._port
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:PORT`` (no API prefix)."""
-        return f"http://{self.host}:{self.port}"
 
     @property
     def url(self) -> str:
@@ -649,105 +631,6 @@ class FakeWomServer:
         self._state.fault_rng = random.Random(self.config.fault_seed if seed is None else seed)
 
     # -- lifecycle ----------------------------------------------------------------
-
-    def _bind(self) -> socket.socket:
-        # An explicit IPPROTO_TCP makes asyncio set TCP_NODELAY on accepted connections;
-        # without it every response stalls ~40 ms on Nagle plus delayed ACKs.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.requested_port))
-        self._port = int(sock.getsockname()[1])
-        return sock
-
-    def _uvicorn(self) -> uvicorn.Server:
-        config = uvicorn.Config(
-            self.app,
-            log_config=None,  # leave the host process's logging alone
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            ws="none",
-            timeout_graceful_shutdown=2,
-        )
-        return uvicorn.Server(config)
-
-    def bind(self) -> int:
-        """Reserve the listening socket now (to learn the port early); return the port."""
-        if self._socket is None:
-            self._socket = self._bind()
-        return self.port
-
-    def start(self) -> None:
-        """Start serving on a background thread; returns once requests are accepted."""
-        if self._thread is not None:
-            raise RuntimeError("already started")
-        self.bind()
-        self._server = self._uvicorn()
-        self._thread = threading.Thread(
-            target=self._server.run,
-            kwargs={"sockets": [self._socket]},
-            name=f"fake-wom-{self._port}",
-            daemon=True,
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 15
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("the fake WOM server did not start")
-            time.sleep(0.005)
-
-    def stop(self) -> None:
-        """Shut down and wait for the server thread."""
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        if self._socket is not None:
-            self._socket.close()
-        self._server = self._thread = self._socket = None
-        self._port = None
-
-    async def astart(self) -> None:
-        await asyncio.to_thread(self.start)
-
-    async def astop(self) -> None:
-        await asyncio.to_thread(self.stop)
-
-    def __enter__(self) -> FakeWomServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> FakeWomServer:
-        await self.astart()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.astop()
-
-    def run_forever(self) -> None:
-        """Serve on the calling (main) thread until interrupted, for the standalone mode."""
-        self.bind()
-        assert self._socket is not None
-        try:
-            self._uvicorn().run(sockets=[self._socket])
-        finally:
-            self._socket.close()
-            self._socket = None
-            self._port = None
 
 
 def main(argv: list[str] | None = None) -> None:
