@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from clanpulse import __version__
+from clanpulse.outputs.tabular import Sheet, render_table, write_csv, write_xlsx
 from clanpulse.progress import BarProgress, LogProgress, Progress
 from clanpulse.settings import Settings, SettingsError, load_settings
 
@@ -281,7 +282,6 @@ def report_activity(ctx: click.Context, as_of: str | None, fmt: str, output: Pat
     """Messages per member over the last 7, 30 and 90 days and all time."""
     from clanpulse.analytics.activity import activity_report
     from clanpulse.outputs.activity import activity_json, activity_sheet
-    from clanpulse.outputs.tabular import render_table, write_csv, write_xlsx
     from clanpulse.store.database import open_database
     from clanpulse.timeutil import parse_as_of
 
@@ -296,20 +296,13 @@ def report_activity(ctx: click.Context, as_of: str | None, fmt: str, output: Pat
             return await activity_report(conn, moment)
 
     result = run(go())
-    if fmt == "json":
-        _emit_bytes(activity_json(result) + b"\n", output)
-    elif fmt == "csv":
-        if output is None:
-            write_csv(activity_sheet(result), sys.stdout)
-        else:
-            with output.open("w", newline="", encoding="utf-8") as handle:
-                write_csv(activity_sheet(result), handle)
-    elif fmt == "xlsx":
-        path = output or Path(f"activity-{datetime.now(UTC):%Y-%m-%d}.xlsx")
-        write_xlsx([activity_sheet(result)], path)
-        stderr.print(f"wrote {path}", highlight=False)
-    else:
-        render_table(activity_sheet(result), _table_console(output))
+    _write_report(
+        fmt,
+        output,
+        "activity",
+        json=lambda: activity_json(result),
+        sheets=lambda: [activity_sheet(result)],
+    )
 
 
 @report.command(name="clan")
@@ -338,7 +331,6 @@ def report_clan(ctx: click.Context, as_of: str | None, fmt: str, output: Path | 
     """Every current clan member: chat, XP, EHP/EHB, boss kills, status; and a summary."""
     from clanpulse.analytics.clan import clan_report
     from clanpulse.outputs.clan import clan_json, clan_markdown, members_sheet, summary_sheets
-    from clanpulse.outputs.tabular import render_table, write_csv, write_xlsx
     from clanpulse.store.database import open_database
     from clanpulse.timeutil import parse_as_of
 
@@ -353,26 +345,46 @@ def report_clan(ctx: click.Context, as_of: str | None, fmt: str, output: Path | 
             return await clan_report(conn, moment, settings.inactive_days)
 
     result = run(go())
+    _write_report(
+        fmt,
+        output,
+        "clan",
+        json=lambda: clan_json(result),
+        # the members last: the XLSX opens on the summary, the terminal ends on the members
+        sheets=lambda: [*summary_sheets(result), members_sheet(result)],
+        markdown=lambda: clan_markdown(result),
+    )
+
+
+def _write_report(
+    fmt: str,
+    output: Path | None,
+    name: str,
+    *,
+    json: Callable[[], bytes],
+    sheets: Callable[[], list[Sheet]],
+    markdown: Callable[[], str] | None = None,
+) -> None:
+    """Write a report in the chosen form; CSV carries the last (main) sheet."""
     if fmt == "json":
-        _emit_bytes(clan_json(result) + b"\n", output)
-    elif fmt == "markdown":
-        _emit_bytes(clan_markdown(result).encode(), output)
+        _emit_bytes(json() + b"\n", output)
+    elif fmt == "markdown" and markdown is not None:
+        _emit_bytes(markdown().encode(), output)
     elif fmt == "csv":
         if output is None:
-            write_csv(members_sheet(result), sys.stdout)
+            write_csv(sheets()[-1], sys.stdout)
         else:
             with output.open("w", newline="", encoding="utf-8") as handle:
-                write_csv(members_sheet(result), handle)
+                write_csv(sheets()[-1], handle)
     elif fmt == "xlsx":
-        path = output or Path(f"clan-{datetime.now(UTC):%Y-%m-%d}.xlsx")
-        write_xlsx([*summary_sheets(result), members_sheet(result)], path)
+        path = output or Path(f"{name}-{datetime.now(UTC):%Y-%m-%d}.xlsx")
+        write_xlsx(sheets(), path)
         stderr.print(f"wrote {path}", highlight=False)
     else:
         console = _table_console(output)
-        for sheet in summary_sheets(result):
-            if sheet.rows:
-                render_table(sheet, console)
-        render_table(members_sheet(result), console)
+        *sections, main_sheet = sheets()
+        for sheet in [*(s for s in sections if s.rows), main_sheet]:  # no empty boxes
+            render_table(sheet, console)
 
 
 def _table_console(output: Path | None) -> Console:
