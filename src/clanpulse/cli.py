@@ -16,16 +16,19 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import orjson
 from rich.console import Console
 from rich.logging import RichHandler
 
 from clanpulse import __version__
-from clanpulse.outputs.tabular import Sheet, render_table, write_csv, write_xlsx
+from clanpulse.outputs.tabular import Column, Sheet, render_table, write_csv, write_xlsx
 from clanpulse.progress import BarProgress, LogProgress, Progress
 from clanpulse.settings import Settings, SettingsError, load_settings
 
 T = TypeVar("T")
 REPORT_FORMATS = ("table", "json", "csv", "xlsx")
+# tables going to files and pipes are as wide as their widest row needs (up to this)
+TABLE_WIDTH = 400
 
 stdout = Console()
 # soft wrap: an error or summary stays one line however long (paths can be long)
@@ -390,8 +393,8 @@ def _write_report(
 def _table_console(output: Path | None) -> Console:
     """The terminal as it is; files and pipes get a width that fits the widest reports."""
     if output is not None:
-        return Console(file=output.open("w", encoding="utf-8"), width=200)
-    return stdout if stdout.is_terminal else Console(width=200)
+        return Console(file=output.open("w", encoding="utf-8"), width=TABLE_WIDTH)
+    return stdout if stdout.is_terminal else Console(width=TABLE_WIDTH)
 
 
 def _emit_bytes(data: bytes, output: Path | None) -> None:
@@ -400,6 +403,131 @@ def _emit_bytes(data: bytes, output: Path | None) -> None:
         sys.stdout.flush()
     else:
         output.write_bytes(data)
+
+
+@main.group(name="member")
+def member_group() -> None:
+    """Members and their accounts: list, show, link, unlink, opt out.
+
+    NAME can be a member's name, an account as discord:<id or name> or osrs:<name>, or
+    #<member id>. Names match exactly (in-game names after normalization), never partly.
+    """
+
+
+@member_group.command(name="list")
+@click.option(
+    "--format", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True
+)
+@click.pass_context
+def member_list(ctx: click.Context, fmt: str) -> None:
+    """Every member with their accounts (opted-out members are marked)."""
+    from clanpulse.identity import member_listing
+    from clanpulse.store.database import open_database
+
+    settings = settings_from(ctx)
+
+    async def go() -> Any:
+        async with open_database(settings.database_url) as db, db.read() as conn:
+            return await member_listing(conn)
+
+    listing = run(go())
+    if fmt == "json":
+        _emit_bytes(orjson.dumps(listing, option=orjson.OPT_INDENT_2) + b"\n", None)
+        return
+    sheet = Sheet(
+        "Members",
+        [Column("ID", "int", 8), Column("Name"), Column("Accounts"), Column("Opted out")],
+        [
+            [
+                m["member_id"],
+                m["name"],
+                "; ".join(f"{a['platform']}:{a['name']}" for a in m["accounts"]),
+                "yes" if m["opted_out"] else "",
+            ]
+            for m in listing
+        ],
+    )
+    render_table(sheet, _table_console(None))
+
+
+@member_group.command(name="show")
+@click.argument("name")
+@click.pass_context
+def member_show(ctx: click.Context, name: str) -> None:
+    """One member as JSON: accounts, renames, clan role and join date, activity."""
+    from clanpulse.identity import member_details, one_member
+    from clanpulse.store.database import open_database
+
+    settings = settings_from(ctx)
+
+    async def go() -> Any:
+        async with open_database(settings.database_url) as db, db.read() as conn:
+            return await member_details(conn, await one_member(conn, name))
+
+    _emit_bytes(orjson.dumps(run(go()), option=orjson.OPT_INDENT_2) + b"\n", None)
+
+
+@member_group.command(name="link")
+@click.argument("name")
+@click.argument("account_name", metavar="ACCOUNT")
+@click.pass_context
+def member_link(ctx: click.Context, name: str, account_name: str) -> None:
+    """Make ACCOUNT belong to the member NAME (e.g. link discord:fern osrs:"Fern Whistle")."""
+    from clanpulse.identity import move_account, one_account, one_member
+    from clanpulse.store.database import open_database
+
+    settings = settings_from(ctx)
+
+    async def go() -> tuple[int, str]:
+        async with open_database(settings.database_url) as db, db.write() as conn:
+            target = await one_member(conn, name)
+            moved = await one_account(conn, account_name)
+            await move_account(conn, moved.account_id, target, locked=True)
+            return target, f"{moved.platform}:{moved.name}"
+
+    target, label = run(go())
+    stderr.print(f"linked {label} to member #{target}", highlight=False)
+
+
+@member_group.command(name="unlink")
+@click.argument("account_name", metavar="ACCOUNT")
+@click.pass_context
+def member_unlink(ctx: click.Context, account_name: str) -> None:
+    """Give ACCOUNT a member of its own again (automatic linking will leave it alone)."""
+    from clanpulse.identity import one_account, unlink
+    from clanpulse.store.database import open_database
+
+    settings = settings_from(ctx)
+
+    async def go() -> tuple[int, str]:
+        async with open_database(settings.database_url) as db, db.write() as conn:
+            found = await one_account(conn, account_name)
+            return await unlink(conn, found.account_id), f"{found.platform}:{found.name}"
+
+    new_member, label = run(go())
+    stderr.print(f"unlinked {label}: it is now member #{new_member}", highlight=False)
+
+
+@member_group.command(name="opt-out")
+@click.argument("name")
+@click.option("--undo", is_flag=True, help="Opt the member back in.")
+@click.pass_context
+def member_opt_out(ctx: click.Context, name: str, undo: bool) -> None:
+    """Leave the member out of every report, export and ranking, by name and by number."""
+    from clanpulse.identity import one_member, set_opted_out
+    from clanpulse.store.database import open_database
+
+    settings = settings_from(ctx)
+
+    async def go() -> int:
+        async with open_database(settings.database_url) as db, db.write() as conn:
+            member_id = await one_member(conn, name)
+            await set_opted_out(conn, member_id, not undo)
+            return member_id
+
+    member_id = run(go())
+    state = "opted back in" if undo else "opted out: absent from every report from now on"
+    stderr.print(f"member #{member_id} {state}", highlight=False)
 
 
 @main.command()

@@ -17,7 +17,8 @@ from clanpulse.analytics.activity import WINDOWS as MESSAGE_WINDOWS
 from clanpulse.analytics.activity import message_counts
 from clanpulse.analytics.gains import Progress, progress_by_account
 from clanpulse.analytics.members import Person, people
-from clanpulse.store.schema import account, member, name_change
+from clanpulse.identity import account_display_name
+from clanpulse.store.schema import account, group_event, member, name_change
 
 XP_WINDOWS = ("7d", "30d", "90d", "365d")
 NEW_DAYS = 14
@@ -158,14 +159,13 @@ async def _summary(
     top_messages = sorted(rows, key=lambda r: (-r.messages["30d"], r.name.casefold()))[:TOP]
     with_xp = [r for r in rows if r.xp["30d"]]
     top_xp = sorted(with_xp, key=lambda r: (-(r.xp["30d"] or 0), r.name.casefold()))[:TOP]
-    joined: list[RosterChange] = []
-    left: list[RosterChange] = []
-    for person in everyone:
-        for seat in person.seats:
-            if seat.joined_at is not None and since <= seat.joined_at < as_of:
-                joined.append(RosterChange(seat.name, seat.joined_at))
-            if seat.left_at is not None and since <= seat.left_at < as_of:
-                left.append(RosterChange(seat.name, seat.left_at))
+    joined = [
+        RosterChange(seat.name, seat.joined_at)
+        for person in everyone
+        for seat in person.seats
+        if seat.joined_at is not None and since <= seat.joined_at < as_of
+    ]
+    left = await _departures(conn, since, as_of)
     renames = await conn.execute(
         select(name_change.c.old_name, name_change.c.new_name, name_change.c.resolved_at)
         .join(account, account.c.id == name_change.c.account_id)
@@ -188,3 +188,29 @@ async def _summary(
         left_30d=sorted(left, key=lambda c: c.at),
         renames_30d=[Rename(*row) for row in renames],
     )
+
+
+async def _departures(
+    conn: AsyncConnection, since: datetime, as_of: datetime
+) -> list[RosterChange]:
+    """Who left in [since, as_of): Wise Old Man's ``left`` events, and departures we only
+    noticed in the roster (no event for them), dated when we noticed."""
+    shown = account_display_name().label("name")
+    visible = member.c.opted_out.is_(False)
+    in_window = (group_event.c.at >= since) & (group_event.c.at < as_of)
+    events = await conn.execute(
+        select(shown, group_event.c.at)
+        .join(account, account.c.id == group_event.c.account_id)
+        .join(member, member.c.id == account.c.member_id)
+        .where(visible, group_event.c.type == "left", in_window)
+    )
+    found = {(name, at) for name, at in events}
+    with_event = select(group_event.c.account_id).where(group_event.c.type == "left", in_window)
+    noticed = await conn.execute(
+        select(shown, account.c.left_at)
+        .join(member, member.c.id == account.c.member_id)
+        .where(visible, account.c.left_at >= since, account.c.left_at < as_of)
+        .where(account.c.id.not_in(with_event))
+    )
+    found.update((name, at) for name, at in noticed)
+    return [RosterChange(name, at) for name, at in sorted(found, key=lambda f: (f[1], f[0]))]

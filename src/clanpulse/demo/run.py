@@ -159,7 +159,7 @@ async def _harvest_game_progress(
 
 
 def _wide(out: Console) -> Console:
-    return out if out.is_terminal else Console(file=out.file, width=200)
+    return out if out.is_terminal else Console(file=out.file, width=400)
 
 
 def _print_top(sheet: Sheet, label: str, out: Console) -> None:

@@ -20,14 +20,12 @@ from clanpulse.progress import Progress, SilentProgress
 from clanpulse.records import GroupMembership
 from clanpulse.settings import Settings
 from clanpulse.sources.wom_api import ApiPayloadError
-from clanpulse.sources.wom_client import EndpointMissing, WomClient
+from clanpulse.sources.wom_client import EVENT_PAGE, EndpointMissing, WomClient
 from clanpulse.store.database import Database
 from clanpulse.store.ingest import get_cursor, set_cursor
 from clanpulse.store.schema import utcnow
 from clanpulse.store.wom_ingest import (
-    known_name_change_ids,
     latest_snapshot_times,
-    newest_event_time,
     player_accounts,
     store_group_events,
     store_name_changes,
@@ -40,6 +38,8 @@ log = logging.getLogger("clanpulse.harvest")
 
 BACKFILL = timedelta(days=366)  # a day more than the longest report window (365d)
 BACKFILL_SOURCE = "wom_backfill"
+RENAMES_SOURCE = "wom_renames"
+EVENTS_SOURCE = "wom_events"
 PROGRESS_NAME = "wom backfill"
 
 
@@ -211,7 +211,17 @@ async def _latest(
 async def _renames(
     db: Database, client: WomClient, group_id: int, report: WomHarvestReport
 ) -> None:
-    """Newest first: page until a rename we already hold."""
+    """Newest first: page back to the newest rename of the last *completed* paging.
+
+    The high-water mark moves only when a paging has finished, in the transaction of its last
+    page: a run killed half-way re-reads from the top next time instead of mistaking the
+    pages it did store for everything.
+    """
+    key = str(group_id)
+    async with db.read() as conn:
+        stored = await get_cursor(conn, RENAMES_SOURCE, key)
+    done_up_to = int(stored) if stored is not None else 0
+    newest = done_up_to
     offset = 0
     while True:
         try:
@@ -219,20 +229,26 @@ async def _renames(
         except ApiPayloadError as exc:
             report.warnings.append(f"renames not updated: {exc}")
             return
+        newest = max([newest, *(c.id for c in page)])
+        finished = len(page) < EVENT_PAGE or any(c.id <= done_up_to for c in page)
         async with db.write() as conn:
-            known = await known_name_change_ids(conn, [c.id for c in page])
             report.name_changes += await store_name_changes(
-                conn, [c for c in page if c.id not in known], await player_accounts(conn)
+                conn, [c for c in page if c.id > done_up_to], await player_accounts(conn)
             )
-        if len(page) < 50 or known:
+            if finished:
+                await set_cursor(conn, RENAMES_SOURCE, key, str(newest))
+        if finished:
             return
         offset += len(page)
 
 
 async def _events(db: Database, client: WomClient, group_id: int, report: WomHarvestReport) -> None:
-    """Newest first: page until an event at or before the newest one stored."""
+    """Newest first: page back to the newest event of the last *completed* paging."""
+    key = str(group_id)
     async with db.read() as conn:
-        newest = await newest_event_time(conn)
+        stored = await get_cursor(conn, EVENTS_SOURCE, key)
+    done_up_to = datetime.fromisoformat(stored) if stored is not None else None
+    newest = done_up_to
     offset = 0
     while True:
         try:
@@ -240,12 +256,19 @@ async def _events(db: Database, client: WomClient, group_id: int, report: WomHar
         except ApiPayloadError as exc:
             report.warnings.append(f"membership events not updated: {exc}")
             return
+        for event in page:
+            newest = event.at if newest is None or event.at > newest else newest
+        finished = len(page) < EVENT_PAGE or (
+            done_up_to is not None and any(e.at <= done_up_to for e in page)
+        )
         async with db.write() as conn:
-            # players who have left since are not in the roster: give them accounts too
+            # players who have left since are not on the roster: they get accounts too
             players = [e.player for e in page if e.player is not None]
-            accounts = await upsert_players(conn, players, utcnow()) if players else {}
-            accounts = accounts or await player_accounts(conn)
-            report.events += await store_group_events(conn, page, accounts)
-        if len(page) < 50 or (newest is not None and any(e.at <= newest for e in page)):
+            if players:
+                await upsert_players(conn, players, utcnow())
+            report.events += await store_group_events(conn, page, await player_accounts(conn))
+            if finished and newest is not None:
+                await set_cursor(conn, EVENTS_SOURCE, key, newest.isoformat())
+        if finished:
             return
         offset += len(page)

@@ -233,11 +233,6 @@ def _snapshot_insert(dialect: str) -> Any:
     )
 
 
-async def known_name_change_ids(conn: AsyncConnection, ids: list[int]) -> set[int]:
-    rows = await conn.execute(select(name_change.c.id).where(name_change.c.id.in_(ids)))
-    return {row[0] for row in rows}
-
-
 async def store_name_changes(
     conn: AsyncConnection, changes: Iterable[NameChange], accounts: dict[int, int]
 ) -> int:
@@ -280,13 +275,6 @@ async def _absorb_chat_name_if_unique(conn: AsyncConnection, name: str, account_
         await _absorb_chat_name(conn, name, account_id)
 
 
-async def newest_event_time(conn: AsyncConnection) -> datetime | None:
-    newest: datetime | None = (
-        await conn.execute(select(func.max(group_event.c.at)))
-    ).scalar_one_or_none()
-    return newest
-
-
 async def store_group_events(
     conn: AsyncConnection, events: Iterable[GroupEvent], accounts: dict[int, int]
 ) -> int:
@@ -309,17 +297,4 @@ async def store_group_events(
         .returning(group_event.c.id),
         rows,
     )
-    # the roster diff only knows when we noticed a departure; the event knows when it happened
-    departures = [{"aid": r["account_id"], "at": r["at"]} for r in rows if r["type"] == "left"]
-    if departures:
-        await conn.execute(
-            update(account)
-            .where(
-                account.c.id == bindparam("aid"),
-                account.c.left_at.is_not(None),
-                account.c.left_at > bindparam("at"),
-            )
-            .values(left_at=bindparam("at")),
-            departures,
-        )
     return len(inserted.all())
