@@ -105,3 +105,28 @@ async def test_replayed_snapshots_are_stored_once(db: Database) -> None:
     aid = await account_with(db, *readings)
     async with db.write() as conn:
         assert await store_snapshots(conn, aid, readings) == 0
+
+
+async def test_each_account_gets_its_own_last_xp_change(db: Database) -> None:
+    # several players in one query: each answer must come from that player's own readings
+    async with db.write() as conn:
+        accounts = await upsert_players(conn, [player(701, "Fern"), player(702, "Rook")], AS_OF)
+        await store_snapshots(
+            conn,
+            accounts[701],
+            [
+                snap(701, AS_OF - timedelta(days=d), xp)
+                for d, xp in ((30, 100), (20, 200), (1, 200))
+            ],
+        )
+        await store_snapshots(
+            conn,
+            accounts[702],
+            [snap(702, AS_OF - timedelta(days=d), xp) for d, xp in ((30, 5), (3, 9), (2, 9))],
+        )
+    async with db.read() as conn:
+        found = await progress_by_account(conn, AS_OF)
+    assert found[accounts[701]].last_xp_change == AS_OF - timedelta(days=20)
+    assert found[accounts[702]].last_xp_change == AS_OF - timedelta(days=3)
+    assert found[accounts[701]].gains["30d"].values["overall_xp"] == 100
+    assert found[accounts[702]].gains["30d"].values["overall_xp"] == 4

@@ -11,7 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, case, func, literal, or_, select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clanpulse.analytics.members import AccountRef, people
@@ -60,6 +60,18 @@ async def activity_report(conn: AsyncConnection, as_of: datetime) -> ActivityRep
     return ActivityReport(as_of=as_of, windows=tuple(WINDOWS), members=rows)
 
 
+async def _counted_between(
+    conn: AsyncConnection, low: datetime, high: datetime
+) -> list[tuple[int, int, datetime]]:
+    m = message.c
+    rows = await conn.execute(
+        select(m.credited_account_id, func.count(), func.max(m.sent_at))
+        .where(m.sent_at >= low, m.sent_at < high, m.credited_account_id.is_not(None))
+        .group_by(m.credited_account_id)
+    )
+    return [(int(a), int(n), newest) for a, n, newest in rows]
+
+
 async def message_counts(
     conn: AsyncConnection, as_of: datetime
 ) -> tuple[defaultdict[int, dict[str, int]], dict[int, datetime]]:
@@ -93,33 +105,16 @@ async def message_counts(
         if row.last is not None:
             last[row.account_id] = row.last
 
-    # Partial days: as_of's own day up to as_of, and each window's first partial day.
-    m = message.c
-    in_today = and_(m.sent_at >= today, m.sent_at < as_of)
-    start_edges = {
-        w: and_(m.sent_at >= s, m.sent_at < next_utc_midnight(s)) for w, s in starts.items()
-    }
-    raw_cols = [
-        func.sum(case((or_(in_today, start_edges[w]), 1), else_=0)).label(f"w_{w}") for w in starts
-    ]
-    raw = await conn.execute(
-        select(
-            m.credited_account_id,
-            *raw_cols,
-            func.sum(case((in_today, 1), else_=0)).label("w_all"),
-            func.max(case((in_today, m.sent_at), else_=literal(None, m.sent_at.type))).label(
-                "last"
-            ),
-        )
-        .where(m.credited_account_id.is_not(None), or_(in_today, *start_edges.values()))
-        .group_by(m.credited_account_id)
-    )
-    for row in raw:
-        cell = counts[row.credited_account_id]
-        for w in WINDOWS:
-            cell[w] += int(getattr(row, f"w_{w}") or 0)
-        if row.last is not None and (
-            row.credited_account_id not in last or row.last > last[row.credited_account_id]
-        ):
-            last[row.credited_account_id] = row.last
+    # Partial days: as_of's own day up to as_of (every window), and each window's first
+    # partial day. One range query each, so every one is a walk along the sent_at index.
+    edges: list[tuple[datetime, datetime, tuple[str, ...]]] = [(today, as_of, tuple(WINDOWS))]
+    edges += [(s, next_utc_midnight(s), (w,)) for w, s in starts.items()]
+    for low, high, windows in edges:
+        if low >= high:
+            continue
+        for account_id, n, newest in await _counted_between(conn, low, high):
+            for w in windows:
+                counts[account_id][w] += n
+            if high == as_of and (account_id not in last or newest > last[account_id]):
+                last[account_id] = newest
     return counts, last

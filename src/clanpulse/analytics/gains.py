@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, get_args
 
-from sqlalchemy import and_, func, select, tuple_
+from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clanpulse.analytics.wom_gains import HeadlineColumn, MetricGain, metric_gains, value_gain
@@ -29,7 +29,6 @@ GAIN_WINDOWS: dict[str, timedelta | None] = {
     "all": None,
 }
 HEADLINE: tuple[HeadlineColumn, ...] = get_args(HeadlineColumn)
-PAIR_CHUNK = 500  # (account, time) pairs per lookup query
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,91 +60,75 @@ async def progress_by_account(
     windows: Sequence[str] = tuple(GAIN_WINDOWS),
     account_ids: Sequence[int] | None = None,
 ) -> dict[int, Progress]:
-    """Gains of every tracked in-game account (or of ``account_ids``)."""
+    """Gains of every tracked in-game account (or of ``account_ids``).
+
+    One query: per account and reading of interest (the latest before ``as_of``, the first
+    ever, the first in each window), correlated subqueries that each seek the primary key
+    ``(account_id, taken_at)`` and stop at the first row. No scan, whatever the history.
+    """
     s = snapshot.c
     before = and_(s.account_id == account.c.id, s.taken_at < as_of)
-    end_at = select(func.max(s.taken_at)).where(before).scalar_subquery()
-    first_at = select(func.min(s.taken_at)).where(before).scalar_subquery()
-    starts = {
-        w: select(func.min(s.taken_at)).where(before, s.taken_at >= start).scalar_subquery()
-        for w, start in _bounds(as_of, windows).items()
-        if start is not None
-    }
-    query = select(
-        account.c.id,
-        end_at.label("end_at"),
-        first_at.label("first_at"),
-        *(sub.label(f"start_{w}") for w, sub in starts.items()),
-    ).where(account.c.platform == Platform.OSRS.value, account.c.external_id.is_not(None))
+    points: dict[str, tuple[Any, bool]] = {"end": (before, True), "first": (before, False)}
+    for w, start in _bounds(as_of, windows).items():
+        if start is not None:
+            points[w] = (and_(before, s.taken_at >= start), False)
+    columns = []
+    for name, (condition, newest) in points.items():
+        order = s.taken_at.desc() if newest else s.taken_at.asc()
+        for col in ("taken_at", *HEADLINE):
+            reading = select(s[col]).where(condition).order_by(order).limit(1)
+            columns.append(reading.scalar_subquery().label(f"{name}__{col}"))
+    # the latest XP total, and the first reading that had it: when XP last changed
+    latest_xp = (
+        select(s.overall_xp)
+        .where(before)
+        .order_by(s.taken_at.desc())
+        .limit(1)
+        .correlate(account)  # nested two levels down: say explicitly whose account it is
+        .scalar_subquery()
+    )
+    again = snapshot.alias("again")
+    reached = (
+        select(func.min(again.c.taken_at))
+        .where(
+            again.c.account_id == account.c.id,
+            again.c.overall_xp == latest_xp,
+            again.c.taken_at < as_of,
+        )
+        .scalar_subquery()
+    )
+    query = select(account.c.id, reached.label("reached"), *columns).where(
+        account.c.platform == Platform.OSRS.value, account.c.external_id.is_not(None)
+    )
     if account_ids is not None:
         query = query.where(account.c.id.in_(account_ids))
-    timeline = [row for row in await conn.execute(query) if row.end_at is not None]
-
-    wanted = {(row.id, row.end_at) for row in timeline} | {
-        (row.id, row.first_at) for row in timeline
-    }
-    for row in timeline:
-        wanted.update((row.id, getattr(row, f"start_{w}")) for w in starts)
-    values = await _values(conn, {pair for pair in wanted if pair[1] is not None})
-    changed = await _xp_reached_at(
-        conn, as_of, {row.id: values[(row.id, row.end_at)]["overall_xp"] for row in timeline}
-    )
 
     found: dict[int, Progress] = {}
-    for row in timeline:
-        end = values[(row.id, row.end_at)]
+    for row in await conn.execute(query):
+        values = row._mapping
+        end_at = values["end__taken_at"]
+        if end_at is None:
+            continue  # no reading before as_of: nothing to say
         gains: dict[str, Gain | None] = {}
         for w in windows:
-            start_at = row.first_at if w not in starts else getattr(row, f"start_{w}")
-            if start_at is None:
-                gains[w] = None
-                continue
-            start = values[(row.id, start_at)]
-            gains[w] = Gain(
-                start_at,
-                row.end_at,
-                {col: value_gain(col, start[col], end[col]) for col in HEADLINE},
+            point = "first" if w not in points else w
+            start_at = values[f"{point}__taken_at"]
+            gains[w] = (
+                None
+                if start_at is None
+                else Gain(
+                    start_at,
+                    end_at,
+                    {
+                        col: value_gain(col, values[f"{point}__{col}"], values[f"end__{col}"])
+                        for col in HEADLINE
+                    },
+                )
             )
-        reached = changed.get(row.id)
+        first_at = values["first__taken_at"]
         # reaching today's XP at our first reading says nothing about when it changed
-        last_change = reached if reached is not None and reached > row.first_at else None
-        found[row.id] = Progress(gains, last_change, row.end_at)
-    return found
-
-
-async def _values(
-    conn: AsyncConnection, pairs: set[tuple[int, datetime]]
-) -> dict[tuple[int, datetime], dict[str, Any]]:
-    s = snapshot.c
-    found: dict[tuple[int, datetime], dict[str, Any]] = {}
-    ordered = sorted(pairs)
-    for i in range(0, len(ordered), PAIR_CHUNK):
-        chunk = ordered[i : i + PAIR_CHUNK]
-        rows = await conn.execute(
-            select(s.account_id, s.taken_at, *(s[c] for c in HEADLINE)).where(
-                tuple_(s.account_id, s.taken_at).in_(chunk)
-            )
-        )
-        for row in rows:
-            found[(row.account_id, row.taken_at)] = {c: row._mapping[c] for c in HEADLINE}
-    return found
-
-
-async def _xp_reached_at(
-    conn: AsyncConnection, as_of: datetime, xp: dict[int, int]
-) -> dict[int, datetime]:
-    """When each account first reached the XP it has now: the time XP last changed."""
-    s = snapshot.c
-    found: dict[int, datetime] = {}
-    items = sorted(xp.items())
-    for i in range(0, len(items), PAIR_CHUNK):
-        chunk = items[i : i + PAIR_CHUNK]
-        rows = await conn.execute(
-            select(s.account_id, func.min(s.taken_at))
-            .where(tuple_(s.account_id, s.overall_xp).in_(chunk), s.taken_at < as_of)
-            .group_by(s.account_id)
-        )
-        found.update({aid: when for aid, when in rows})
+        last_change = row.reached if row.reached is not None and row.reached > first_at else None
+        found[row.id] = Progress(gains, last_change, end_at)
     return found
 
 
