@@ -258,19 +258,32 @@ def harvest_wom_cmd(ctx: click.Context) -> None:
         raise SystemExit(1)
 
 
-@main.group()
-def report() -> None:
-    """Reports over the stored data."""
-
-
-@report.command(name="activity")
-@click.option(
+AS_OF = click.option(
     "--as-of",
     "as_of",
     metavar="DATE|DATETIME",
     help="End of the windows (exclusive). A date means its midnight in "
     "CLANPULSE_TIMEZONE. Default: now.",
 )
+
+
+def _moment(as_of: str | None, settings: Settings) -> datetime:
+    from clanpulse.timeutil import parse_as_of
+
+    try:
+        return parse_as_of(as_of, settings.zone)
+    except ValueError as exc:
+        fail(str(exc), 2)
+    raise AssertionError("unreachable")
+
+
+@main.group()
+def report() -> None:
+    """Reports over the stored data."""
+
+
+@report.command(name="activity")
+@AS_OF
 @click.option(
     "--format", "fmt", type=click.Choice(REPORT_FORMATS), default="table", show_default=True
 )
@@ -286,13 +299,9 @@ def report_activity(ctx: click.Context, as_of: str | None, fmt: str, output: Pat
     from clanpulse.analytics.activity import activity_report
     from clanpulse.outputs.activity import activity_json, activity_sheet
     from clanpulse.store.database import open_database
-    from clanpulse.timeutil import parse_as_of
 
     settings = settings_from(ctx)
-    try:
-        moment = parse_as_of(as_of, settings.zone)
-    except ValueError as exc:
-        fail(str(exc), 2)
+    moment = _moment(as_of, settings)
 
     async def go() -> Any:
         async with open_database(settings.database_url) as db, db.read() as conn:
@@ -309,13 +318,7 @@ def report_activity(ctx: click.Context, as_of: str | None, fmt: str, output: Pat
 
 
 @report.command(name="clan")
-@click.option(
-    "--as-of",
-    "as_of",
-    metavar="DATE|DATETIME",
-    help="End of the windows (exclusive). A date means its midnight in "
-    "CLANPULSE_TIMEZONE. Default: now.",
-)
+@AS_OF
 @click.option(
     "--format",
     "fmt",
@@ -335,13 +338,9 @@ def report_clan(ctx: click.Context, as_of: str | None, fmt: str, output: Path | 
     from clanpulse.analytics.clan import clan_report
     from clanpulse.outputs.clan import clan_json, clan_markdown, members_sheet, summary_sheets
     from clanpulse.store.database import open_database
-    from clanpulse.timeutil import parse_as_of
 
     settings = settings_from(ctx)
-    try:
-        moment = parse_as_of(as_of, settings.zone)
-    except ValueError as exc:
-        fail(str(exc), 2)
+    moment = _moment(as_of, settings)
 
     async def go() -> Any:
         async with open_database(settings.database_url) as db, db.read() as conn:

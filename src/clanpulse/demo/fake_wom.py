@@ -630,8 +630,6 @@ class FakeWomServer(LoopbackServer):
         """Restart the fault sequence (from ``config.fault_seed`` unless given)."""
         self._state.fault_rng = random.Random(self.config.fault_seed if seed is None else seed)
 
-    # -- lifecycle ----------------------------------------------------------------
-
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
