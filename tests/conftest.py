@@ -11,6 +11,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import asyncpg
@@ -52,11 +53,11 @@ def _require_postgres() -> None:
     pytest.skip(problem)
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A new, empty PostgreSQL database, dropped afterwards."""
+@contextmanager
+def fresh_postgres_database(prefix: str = "clanpulse_t") -> Iterator[str]:
+    """A new, empty PostgreSQL database for as long as the block runs."""
     _require_postgres()
-    name = f"clanpulse_t_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
 
     async def admin(sql: str) -> None:
         conn = await asyncpg.connect(PG_ADMIN_URL)
@@ -71,6 +72,13 @@ def postgres_url() -> Iterator[str]:
         yield f"postgresql+asyncpg://{base}/{name}"
     finally:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A new, empty PostgreSQL database, dropped afterwards."""
+    with fresh_postgres_database() as url:
+        yield url
 
 
 def sqlite_url(path: Path) -> str:

@@ -15,14 +15,12 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import asyncpg
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
@@ -32,7 +30,7 @@ from clanpulse.demo.fake_wom import FakeWomConfig, FakeWomServer
 from clanpulse.demo.wom_data import WomGroup, generate_wom_group, parse_wom_time
 from clanpulse.store.database import open_database
 from clanpulse.store.schema import account, group_event, name_change, snapshot
-from tests.conftest import PG_ADMIN_URL, sqlite_url
+from tests.conftest import fresh_postgres_database, sqlite_url
 
 API_KEY = "crash-test-key"  # the fake's one valid key: 100 requests a minute for the client
 KILLS = 3
@@ -49,21 +47,8 @@ def reference_url(db_url: str, tmp_path: Path) -> Iterator[str]:
     if db_url.startswith("sqlite"):
         yield sqlite_url(tmp_path / "reference.db")
         return
-    name = f"clanpulse_ref_{uuid.uuid4().hex[:12]}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(PG_ADMIN_URL)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    base = PG_ADMIN_URL.rsplit("/", 1)[0].split("://", 1)[1]
-    try:
-        yield f"postgresql+asyncpg://{base}/{name}"
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with fresh_postgres_database("clanpulse_ref") as url:
+        yield url
 
 
 # --------------------------------------------------------------------------------------

@@ -147,7 +147,7 @@ def _words(text: str) -> tuple[str, ...]:
     return tuple(text.split())
 
 
-_NAME_A = _words(
+NAME_WORDS_A = _words(
     "fern marrow quill tide rook bramble pebble heron salt ash birch cinder dusk ember flint "
     "gale hazel iris juniper kestrel lumen moss nettle onyx pike quartz raven sage thorn umber "
     "vale willow yarrow zephyr otter lark wren finch badger stoat vole newt toad crane egret "
@@ -155,7 +155,7 @@ _NAME_A = _words(
     "slate cobalt copper amber jade ruby garnet opal pearl coral storm frost mist rain snow "
     "comet nova orbit pixel byte glitch turbo nitro echo delta sigma omega zeta kraken wyrm"
 )
-_NAME_B = _words(
+NAME_WORDS_B = _words(
     "gate whistle pool knot brook fall wood field stone hollow ridge mere ford wick smith "
     "wright born heart shade light fire song wing claw fang bane runner hunter seeker keeper"
 )
@@ -1004,7 +1004,7 @@ class _Gen:
     def _username(self, legacy: bool) -> str:
         rng = self.rng
         while True:
-            a, b = rng.choice(_NAME_A), rng.choice(_NAME_B)
+            a, b = rng.choice(NAME_WORDS_A), rng.choice(NAME_WORDS_B)
             style = rng.randrange(9)
             if legacy:
                 name = f"{a.capitalize()}{b.capitalize()}"
@@ -1033,7 +1033,7 @@ class _Gen:
     def _rsn(self, taken: set[str]) -> str:
         rng = self.rng
         while True:
-            a, b = rng.choice(_NAME_A).capitalize(), rng.choice(_NAME_B).capitalize()
+            a, b = rng.choice(NAME_WORDS_A).capitalize(), rng.choice(NAME_WORDS_B).capitalize()
             style = rng.randrange(8)
             if style == 0:
                 name = f"{a} {b}"
@@ -1087,7 +1087,7 @@ class _Gen:
             if g_roll < 0.35:
                 global_name = username.split(".")[0].split("_")[0].capitalize()
             elif g_roll < 0.5:
-                global_name = f"{rng.choice(_NAME_A).capitalize()} {rng.choice(_NAME_B)}"
+                global_name = f"{rng.choice(NAME_WORDS_A).capitalize()} {rng.choice(NAME_WORDS_B)}"
             elif g_roll < 0.56:
                 global_name = rng.choice(_DISPLAY_EXTRA)
             avatar = hashlib.md5(username.encode()).hexdigest() if rng.random() < 0.7 else None

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
+from clanpulse.demo.community import NAME_WORDS_A, NAME_WORDS_B
 from clanpulse.names import is_valid_osrs_name, normalize_osrs_name
 
 JSONDict = dict[str, Any]
@@ -1541,22 +1542,7 @@ def _cum_at(cum: Sequence[float], start_ms: int, at_ms: int) -> float:
 # roster generation
 
 
-def _words(text: str) -> tuple[str, ...]:
-    return tuple(text.split())
-
-
-_NAME_A = _words(
-    "fern marrow quill tide rook bramble pebble heron salt ash birch cinder dusk ember flint "
-    "gale hazel iris juniper kestrel lumen moss nettle onyx pike quartz raven sage thorn umber "
-    "vale willow yarrow zephyr otter lark wren finch badger stoat vole newt toad crane egret "
-    "plover sorrel tansy clover basil fennel rowan alder cedar elm maple oak pine spruce yew "
-    "slate cobalt copper amber jade ruby garnet opal pearl coral storm frost mist rain snow "
-    "comet nova orbit pixel byte glitch turbo nitro echo delta sigma omega zeta kraken wyrm"
-)
-_NAME_B = _words(
-    "gate whistle pool knot brook fall wood field stone hollow ridge mere ford wick smith "
-    "wright born heart shade light fire song wing claw fang bane runner hunter seeker keeper"
-)
+# the same name stock as the Discord community, so demo players read like its members
 # pairs that only exact normalized matching keeps apart
 _TRICKY_NAMES = (
     "Fern Whistle",
@@ -1585,7 +1571,7 @@ def _valid_display_name(name: str) -> bool:
 
 def _invent_name(rng: random.Random, taken: set[str]) -> str:
     while True:
-        a, b = rng.choice(_NAME_A).capitalize(), rng.choice(_NAME_B).capitalize()
+        a, b = rng.choice(NAME_WORDS_A).capitalize(), rng.choice(NAME_WORDS_B).capitalize()
         style = rng.randrange(9)
         name = (
             f"{a} {b}",
