@@ -8,7 +8,8 @@
 
 ``--quick`` runs smaller variants (no API-key runs; a 100-member, 90-day database) for a
 smoke test in a few minutes; their figures do not answer the goals. Each benchmark is
-bounded by a timeout; results land in ``bench/results/*.json``.
+bounded by a timeout; results land in ``bench/results/*.json`` (``--quick``: in
+``bench/.cache/``).
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     for script, extra, limit in plan:
         command = [sys.executable, str(BENCH / script), *extra]
         if args.quick:
-            command += ["--output", str(BENCH / "results" / f"quick-{Path(script).stem}.json")]
+            # smoke-test figures are not the results: keep them out of bench/results/
+            command += ["--output", str(BENCH / ".cache" / f"quick-{Path(script).stem}.json")]
         if script == "clan_report.py" and args.postgres:
             command += ["--postgres", args.postgres]
         print(f"\n### {' '.join(command[1:])}", flush=True)

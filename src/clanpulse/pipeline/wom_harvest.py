@@ -22,7 +22,7 @@ from clanpulse.settings import Settings
 from clanpulse.sources.wom_api import ApiPayloadError
 from clanpulse.sources.wom_client import EVENT_PAGE, EndpointMissing, WomClient
 from clanpulse.store.database import Database
-from clanpulse.store.ingest import get_cursor, set_cursor
+from clanpulse.store.ingest import cursor_keys, get_cursor, set_cursor
 from clanpulse.store.schema import utcnow
 from clanpulse.store.wom_ingest import (
     latest_snapshot_times,
@@ -118,12 +118,9 @@ async def _harvest(
 async def _players_to_backfill(
     db: Database, memberships: list[GroupMembership]
 ) -> list[GroupMembership]:
-    pending = []
     async with db.read() as conn:
-        for ms in memberships:
-            if await get_cursor(conn, BACKFILL_SOURCE, str(ms.player.id)) is None:
-                pending.append(ms)
-    return pending
+        done = await cursor_keys(conn, BACKFILL_SOURCE)
+    return [ms for ms in memberships if str(ms.player.id) not in done]
 
 
 async def _backfill(
@@ -182,8 +179,8 @@ async def _latest(
             newest = stored.get(accounts[player.id])
             if player.id in just_backfilled:
                 continue  # its history, latest reading included, was fetched a moment ago
-            if newest is not None and player.updated_at is not None and player.updated_at <= newest:
-                continue  # WOM has nothing newer than what we hold: no request
+            if player.updated_at is None or (newest is not None and player.updated_at <= newest):
+                continue  # WOM has never read them, or nothing newer than we hold: no request
             try:
                 fetched, latest = await client.player(player.username)
             except (ApiError, ApiPayloadError) as exc:

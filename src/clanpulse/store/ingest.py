@@ -376,6 +376,12 @@ async def get_cursor(conn: AsyncConnection, source: str, key: str) -> str | None
     return row.scalar_one_or_none()
 
 
+async def cursor_keys(conn: AsyncConnection, source: str) -> set[str]:
+    """Every key that has a cursor for ``source`` (one query, however many there are)."""
+    rows = await conn.execute(select(harvest_cursor.c.key).where(harvest_cursor.c.source == source))
+    return {row[0] for row in rows}
+
+
 async def set_cursor(conn: AsyncConnection, source: str, key: str, value: str) -> None:
     await conn.execute(
         _cursor_upsert(conn.dialect.name),
