@@ -48,7 +48,7 @@ from clanpulse.demo.community import (
     generate_community,
     iso_ms,
 )
-from clanpulse.demo.loopback import LoopbackServer
+from clanpulse.demo.loopback import LoopbackServer, add_server_arguments
 
 API_PREFIX = "/api/v10"
 DEFAULT_TOKEN = "demo-token"  # a made-up demo value, shaped nothing like a real token
@@ -1026,17 +1026,10 @@ def main(argv: list[str] | None = None) -> None:
         prog="python -m clanpulse.demo.fake_discord",
         description="Serve a generated clan community through a fake Discord REST API.",
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    parser.add_argument("--seed", type=int, default=7)
+    add_server_arguments(parser)
     parser.add_argument("--members", type=int, default=300)
     parser.add_argument("--days", type=int, default=120)
     parser.add_argument("--messages-per-day", type=int, default=400)
-    parser.add_argument(
-        "--time-scale", type=float, default=1.0, help="rate-limit windows are multiplied by this"
-    )
-    parser.add_argument("--fault-rate", type=float, default=0.0)
-    parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--token", default=DEFAULT_TOKEN)
     args = parser.parse_args(argv)
     community = generate_community(

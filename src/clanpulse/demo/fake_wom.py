@@ -28,6 +28,7 @@ import math
 import random
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -48,7 +49,7 @@ from clanpulse.demo.fake_discord import (
     Send,
     ServerStats,
 )
-from clanpulse.demo.loopback import LoopbackServer
+from clanpulse.demo.loopback import LoopbackServer, add_server_arguments
 from clanpulse.demo.wom_data import (
     METRICS,
     WomGroup,
@@ -429,8 +430,8 @@ def _build_app(state: _ServerState) -> FastAPI:
         ]
         return _json(rows)
 
-    @app.get(prefix + "/groups/{gid}/name-changes")
-    async def name_changes(gid: str, request: Request) -> Response:
+    def paged(gid: str, request: Request, items: Callable[[], list[dict[str, Any]]]) -> Response:
+        # the group's paginated lists: limit (default 20, max 50) and offset
         problem = group_problem(gid)
         if problem:
             return problem
@@ -438,18 +439,15 @@ def _build_app(state: _ServerState) -> FastAPI:
         if isinstance(page, Response):
             return page
         limit, offset = page
-        return _json(group.name_changes()[offset : offset + limit])
+        return _json(items()[offset : offset + limit])
+
+    @app.get(prefix + "/groups/{gid}/name-changes")
+    async def name_changes(gid: str, request: Request) -> Response:
+        return paged(gid, request, group.name_changes)
 
     @app.get(prefix + "/groups/{gid}/activity")
     async def activity(gid: str, request: Request) -> Response:
-        problem = group_problem(gid)
-        if problem:
-            return problem
-        page = _page(request.query_params, 50)
-        if isinstance(page, Response):
-            return page
-        limit, offset = page
-        return _json(group.activity()[offset : offset + limit])
+        return paged(gid, request, group.activity)
 
     @app.post(prefix + "/groups/{gid}/update-all")
     async def update_all(gid: str, request: Request) -> Response:
@@ -636,19 +634,12 @@ def main(argv: list[str] | None = None) -> None:
         prog="python -m clanpulse.demo.fake_wom",
         description="Serve a generated clan through a fake Wise Old Man API v2.",
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    parser.add_argument("--seed", type=int, default=7)
+    add_server_arguments(parser)
     parser.add_argument("--members", type=int, default=500)
     parser.add_argument("--days", type=int, default=730)
     parser.add_argument("--group-id", type=int, default=4242)
     parser.add_argument("--snapshot-every-hours", type=float, default=6.0)
     parser.add_argument("--api-key", default=None, help="the key that gets the higher limit")
-    parser.add_argument(
-        "--time-scale", type=float, default=1.0, help="rate-limit windows are multiplied by this"
-    )
-    parser.add_argument("--fault-rate", type=float, default=0.0)
-    parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--no-bulk", action="store_true", help="answer bulk endpoints with 404")
     parser.add_argument(
         "--no-rate-limit-headers", action="store_true", help="behave like an old deployment"

@@ -7,6 +7,7 @@ so blocking code in the caller's event loop cannot stall it.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import socket
 import threading
@@ -142,3 +143,15 @@ class LoopbackServer:
             self._socket.close()
             self._socket = None
             self._port = None
+
+
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """Command-line options every fake API's standalone mode shares."""
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--time-scale", type=float, default=1.0, help="rate-limit windows are multiplied by this"
+    )
+    parser.add_argument("--fault-rate", type=float, default=0.0)
+    parser.add_argument("--latency", type=float, default=0.0)
