@@ -51,6 +51,30 @@ class Settings(BaseSettings):
 
     inactive_days: int = Field(default=30, ge=1)
 
+    # --- always-on operation (``clanpulse run``) ---
+    # the execute URL of a Discord webhook: it holds the webhook's token, so it is a secret
+    discord_webhook_url: SecretStr | None = None
+    # cron expressions (minute hour day month day-of-week) in CLANPULSE_TIMEZONE
+    schedule_harvest_discord: str = "5 * * * *"
+    schedule_harvest_wom: str = "35 * * * *"
+    schedule_report: str = "0 9 * * mon"
+    schedule_maintain: str = "30 4 1 * *"
+    schedule_watchdog: str = "*/10 * * * *"
+    # a run missed while the process was down is still made up to this long afterwards
+    misfire_grace_hours: float = Field(default=24 * 7, gt=0)
+    # the watchdog raises an alert when a harvest has not succeeded for this long ...
+    stale_hours: float = Field(default=24, gt=0)
+    # ... or when a job has failed this many times in a row
+    alert_after_failures: int = Field(default=3, ge=1)
+
+    # --- maintenance (``clanpulse maintain``) ---
+    backup_dir: str = "backups"
+    backup_keep_daily: int = Field(default=7, ge=0)
+    backup_keep_weekly: int = Field(default=4, ge=0)
+    backup_keep_monthly: int = Field(default=12, ge=0)
+    # raw messages and snapshots older than this move to the archive database
+    hot_days: int = Field(default=180, ge=1)
+
     @field_validator("discord_channels", "discord_bridge_authors", mode="before")
     @classmethod
     def _lists(cls, value: Any) -> Any:
@@ -86,6 +110,29 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
+
+    @field_validator(
+        "schedule_harvest_discord",
+        "schedule_harvest_wom",
+        "schedule_report",
+        "schedule_maintain",
+        "schedule_watchdog",
+    )
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        value = value.strip()
+        if value.lower() in ("off", "never", ""):
+            return "off"
+        try:
+            CronTrigger.from_crontab(value)
+        except ValueError as exc:
+            raise ValueError(
+                f"not a cron expression ({exc}); write minute hour day month day-of-week, "
+                "e.g. '0 9 * * mon', or 'off'"
+            ) from None
+        return value
 
     @property
     def zone(self) -> ZoneInfo:
