@@ -61,6 +61,10 @@ def _sqlite_engine(url: str, *, writer: bool) -> AsyncEngine:
     return engine
 
 
+class ShutdownRequested(Exception):
+    """The process is stopping: no new write transaction starts (the current one commits)."""
+
+
 class Database:
     """The store's connections. Use :meth:`write` for the one writer, :meth:`read` for reports."""
 
@@ -76,6 +80,7 @@ class Database:
         else:
             raise ValueError(f"unsupported database backend {self.backend!r}")
         self._write_lock = asyncio.Lock()
+        self._stopping = False
 
     def __repr__(self) -> str:
         # The URL may hold a password.
@@ -85,11 +90,29 @@ class Database:
     def display_url(self) -> str:
         return make_url(self.url).render_as_string(hide_password=True)
 
+    def stop_writes(self) -> None:
+        """Let the transaction in progress commit, and refuse to start another.
+
+        This is how a stopping process finishes "the current batch": every harvest and
+        import writes batch by batch, each batch with its cursor in one transaction, so
+        the work simply ends at the next batch boundary and resumes there next time.
+        """
+        self._stopping = True
+
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
-        """One write transaction: commits when the block ends, rolls back on any error."""
-        async with self._write_lock, self.writer.begin() as conn:
-            yield conn
+    async def write(self, *, bookkeeping: bool = False) -> AsyncIterator[AsyncConnection]:
+        """One write transaction: commits when the block ends, rolls back on any error.
+
+        ``bookkeeping`` writes (recording how a job ended) are still allowed once
+        :meth:`stop_writes` was called.
+        """
+        if self._stopping and not bookkeeping:
+            raise ShutdownRequested("stopping: no new write transaction")
+        async with self._write_lock:
+            if self._stopping and not bookkeeping:
+                raise ShutdownRequested("stopping: no new write transaction")
+            async with self.writer.begin() as conn:
+                yield conn
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:

@@ -246,6 +246,22 @@ job_run = Table(
     Index("ix_job_run_job_started_at", "job", "started_at"),
 )
 
+# The watchdog's incidents: one row per incident, so an alert is raised once and its
+# recovery reported once, whichever process (``run`` or a cron'd ``watchdog``) sees it.
+alert = Table(
+    "alert",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("key", String(128), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("opened_at", UTCDateTime(), nullable=False),
+    Column("closed_at", UTCDateTime()),
+    # whether the alert / the recovery reached the webhook (a failed post is retried)
+    Column("alert_sent", Boolean, nullable=False, server_default=text("false")),
+    Column("recovery_sent", Boolean, nullable=False, server_default=text("false")),
+    Index("ix_alert_key_closed_at", "key", "closed_at"),
+)
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
