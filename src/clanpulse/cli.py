@@ -176,6 +176,22 @@ def import_discord_export(ctx: click.Context, paths: tuple[Path, ...]) -> None:
         raise SystemExit(1)
 
 
+async def _recorded(settings: Settings, job: str) -> Any:
+    """Run one job by hand, recorded in the job history like a scheduled run."""
+    from clanpulse.ops.jobs import JOBS, JobContext
+    from clanpulse.ops.runs import recorded_run
+    from clanpulse.store.database import open_database
+    from clanpulse.store.schema import utcnow
+
+    spec = next(spec for spec in JOBS if spec.name == job)
+    async with open_database(settings.database_url) as db:
+        with progress_for(stderr) as progress:
+            ctx = JobContext(db, settings, utcnow, progress)
+            async with recorded_run(db, job) as handle:
+                await spec.func(ctx, handle)
+            return ctx.result
+
+
 @main.group()
 def harvest() -> None:
     """Fetch new data from the platforms' APIs (incremental, safe to interrupt)."""
@@ -185,8 +201,7 @@ def harvest() -> None:
 @click.pass_context
 def harvest_discord_cmd(ctx: click.Context) -> None:
     """Harvest the configured Discord channels (or the whole guild) through the REST API."""
-    from clanpulse.pipeline.discord_harvest import harvest_discord
-    from clanpulse.store.database import open_database
+    from clanpulse.ops.jobs import HARVEST_DISCORD
 
     settings = settings_from(ctx)
     try:
@@ -194,12 +209,7 @@ def harvest_discord_cmd(ctx: click.Context) -> None:
     except SettingsError as exc:
         fail(str(exc), 2)
 
-    async def go() -> Any:
-        async with open_database(settings.database_url) as db:
-            with progress_for(stderr) as progress:
-                return await harvest_discord(db, settings, progress=progress)
-
-    report = run(go())
+    report = run(_recorded(settings, HARVEST_DISCORD))
     for warning in report.warnings:
         stderr.print(f"[yellow]warning:[/] {warning}", highlight=False)
     totals = report.totals
@@ -221,8 +231,7 @@ def harvest_discord_cmd(ctx: click.Context) -> None:
 @click.pass_context
 def harvest_wom_cmd(ctx: click.Context) -> None:
     """Harvest the Wise Old Man group: roster, game progress, renames, membership events."""
-    from clanpulse.pipeline.wom_harvest import harvest_wom
-    from clanpulse.store.database import open_database
+    from clanpulse.ops.jobs import HARVEST_WOM
 
     settings = settings_from(ctx)
     try:
@@ -230,12 +239,7 @@ def harvest_wom_cmd(ctx: click.Context) -> None:
     except SettingsError as exc:
         fail(str(exc), 2)
 
-    async def go() -> Any:
-        async with open_database(settings.database_url) as db:
-            with progress_for(stderr) as progress:
-                return await harvest_wom(db, settings, progress=progress)
-
-    report = run(go())
+    report = run(_recorded(settings, HARVEST_WOM))
     for warning in report.warnings:
         stderr.print(f"[yellow]warning:[/] {warning}", highlight=False)
     if report.refresh_requested is not None:
@@ -255,6 +259,139 @@ def harvest_wom_cmd(ctx: click.Context) -> None:
     for problem in report.failed_players:
         stderr.print(f"[bold red]error:[/] {problem}", highlight=False)
     if report.failed_players:
+        raise SystemExit(1)
+
+
+@main.command(name="run")
+@click.option(
+    "--time-scale",
+    type=click.FloatRange(min=1),
+    default=1.0,
+    show_default=True,
+    help="Run the schedule this many times faster than real time (to try a schedule out).",
+)
+@click.pass_context
+def run_cmd(ctx: click.Context, time_scale: float) -> None:
+    """Run every job on its schedule until stopped (SIGTERM or Ctrl-C).
+
+    Harvests hourly, the weekly report on Monday 09:00, maintenance monthly and the
+    watchdog every 10 minutes, each changeable with a CLANPULSE_SCHEDULE_* setting.
+    Runs missed while it was down are made up once when it starts.
+    """
+    from clanpulse.ops.scheduler import Clock, ScaledClock, run_service
+    from clanpulse.store.schema import utcnow
+
+    settings = settings_from(ctx)
+    clock = Clock() if time_scale == 1 else ScaledClock(utcnow(), time_scale)
+    run(run_service(settings, clock=clock))
+    stderr.print("stopped", highlight=False)
+
+
+@main.command()
+@click.option(
+    "--format", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True
+)
+@click.pass_context
+def status(ctx: click.Context, fmt: str) -> None:
+    """Each job's last run, its outcome and next run; data freshness; open alerts."""
+    from clanpulse.ops.status import service_status
+    from clanpulse.store.database import open_database
+    from clanpulse.store.schema import utcnow
+
+    settings = settings_from(ctx)
+    now = utcnow()
+
+    async def go() -> Any:
+        async with open_database(settings.database_url) as db, db.read() as conn:
+            return await service_status(conn, settings, now)
+
+    result = run(go())
+    zone = settings.zone
+
+    def when(moment: datetime | None) -> str:
+        return "" if moment is None else f"{moment.astimezone(zone):%Y-%m-%d %H:%M}"
+
+    if fmt == "json":
+        data = {
+            "jobs": [
+                {
+                    "job": job.name,
+                    "schedule": job.schedule,
+                    "disabled": job.disabled,
+                    "last_started_at": job.history.last_started_at,
+                    "last_finished_at": job.history.last_finished_at,
+                    "last_status": job.history.last_status,
+                    "last_items": job.history.last_items,
+                    "last_error": job.history.last_error,
+                    "last_ok_at": job.history.last_ok_at,
+                    "failures_in_a_row": job.history.failures_in_a_row,
+                    "next_run": job.next_run,
+                }
+                for job in result.jobs
+            ],
+            "latest_message_at": result.latest_message_at,
+            "open_alerts": result.open_alerts,
+        }
+        _emit_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n", None)
+        return
+    sheet = Sheet(
+        f"Jobs (times in {settings.timezone})",
+        [
+            Column("Job"),
+            Column("Schedule"),
+            Column("Last run"),
+            Column("Outcome"),
+            Column("Items", "int"),
+            Column("Last success"),
+            Column("Next run"),
+        ],
+        [
+            [
+                job.name,
+                job.schedule if job.disabled is None else f"off: {job.disabled}",
+                when(job.history.last_started_at),
+                (job.history.last_status or "never ran")
+                + (
+                    f" ({job.history.failures_in_a_row} in a row): {job.history.last_error}"
+                    if job.history.failures_in_a_row and job.history.last_error
+                    else ""
+                ),
+                job.history.last_items,
+                when(job.history.last_ok_at),
+                when(job.next_run),
+            ]
+            for job in result.jobs
+        ],
+    )
+    render_table(sheet, _table_console(None))
+    latest = when(result.latest_message_at) or "none yet"
+    stdout.print(f"latest chat message: {latest}", highlight=False, markup=False)
+    for title in result.open_alerts:
+        stdout.print(f"open alert: {title}", highlight=False, markup=False)
+
+
+@main.command()
+@click.pass_context
+def watchdog(ctx: click.Context) -> None:
+    """Check once for stale harvests, failing jobs and unavailable APIs; alert once per incident.
+
+    For installations that harvest from cron instead of `clanpulse run`: run it every
+    10 minutes. Alerts go to CLANPULSE_DISCORD_WEBHOOK_URL (or the log without it).
+    """
+    from clanpulse.ops.jobs import WATCHDOG
+
+    settings = settings_from(ctx)
+    outcome = run(_recorded(settings, WATCHDOG))
+    for incident in outcome.incidents:
+        stderr.print(f"[yellow]incident:[/] {incident.title}", highlight=False)
+    stderr.print(
+        f"{len(outcome.incidents)} incidents ({len(outcome.opened)} new, "
+        f"{len(outcome.closed)} cleared); {outcome.posted} messages posted",
+        highlight=False,
+    )
+    for problem in outcome.post_errors:
+        stderr.print(f"[bold red]error:[/] {problem}", highlight=False)
+    if outcome.post_errors:
         raise SystemExit(1)
 
 

@@ -54,6 +54,7 @@ class HarvestReport:
     warnings: list[str] = field(default_factory=list)
     requests: int = 0
     rate_limited: int = 0
+    circuit_open: bool = False  # the API kept failing and the run stopped asking it
 
     @property
     def failed(self) -> list[ChannelOutcome]:
@@ -116,6 +117,7 @@ async def _harvest(
         await _observe_nicknames(db, client, guild_id, report)
     report.requests = client.api.stats.requests
     report.rate_limited = client.api.stats.rate_limited
+    report.circuit_open = bool(client.api.breaker and client.api.breaker.is_open)
     totals = report.totals
     progress.finish(PROGRESS_NAME, f"{totals.inserted} new messages")
     return report

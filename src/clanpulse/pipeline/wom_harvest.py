@@ -60,6 +60,7 @@ class WomHarvestReport:
     rate_limited: int = 0
     warnings: list[str] = field(default_factory=list)
     failed_players: list[str] = field(default_factory=list)
+    circuit_open: bool = False  # the API kept failing and the run stopped asking it
 
 
 async def harvest_wom(
@@ -112,6 +113,7 @@ async def _harvest(
         report.linked = await auto_link(conn)
     report.requests = client.api.stats.requests
     report.rate_limited = client.api.stats.rate_limited
+    report.circuit_open = bool(client.api.breaker and client.api.breaker.is_open)
     return report
 
 

@@ -1,0 +1,240 @@
+"""``clanpulse run``: one long-lived asyncio process that runs every job on its schedule.
+
+APScheduler 3 fires the jobs (cron expressions in CLANPULSE_TIMEZONE, one instance of
+a job at a time, missed fires coalesced). Its job store is in memory on purpose: what
+ran and when is in our own ``job_run`` table, and that is also what decides, at start,
+whether a run was missed while the process was down (made up once, within
+CLANPULSE_MISFIRE_GRACE_HOURS).
+
+Stopping (SIGTERM/SIGINT) closes the writer to new transactions, so every job ends at
+its next batch boundary with everything before it committed; a job still waiting on
+the network after :data:`STOP_GRACE` seconds is cancelled (it had nothing uncommitted).
+
+Time goes through a :class:`Clock` so tests and the soak benchmark can run days of
+schedule in minutes: a :class:`ScaledClock` maps real seconds to virtual hours, and
+the cron triggers fire at the real moments matching their virtual times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy import select
+
+from clanpulse.ops.jobs import JOBS, JobContext, JobSpec, why_disabled
+from clanpulse.ops.runs import INTERRUPTED, close_abandoned_runs, recorded_run
+from clanpulse.settings import Settings
+from clanpulse.store.database import Database, ShutdownRequested, open_database
+from clanpulse.store.schema import job_run
+
+log = logging.getLogger("clanpulse.ops")
+
+# seconds a stopping process waits for its jobs to reach a batch boundary
+STOP_GRACE = 8.0
+
+
+class Clock:
+    """Real time."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def to_virtual(self, real: datetime) -> datetime:
+        return real
+
+    def to_real(self, virtual: datetime) -> datetime:
+        return virtual
+
+    def seconds(self, virtual_seconds: float) -> float:
+        """Real seconds for a span of virtual time."""
+        return virtual_seconds
+
+
+class ScaledClock(Clock):
+    """Virtual time that starts at ``start`` and runs ``scale`` times faster than real time."""
+
+    def __init__(self, start: datetime, scale: float) -> None:
+        self.real_origin = datetime.now(UTC)
+        self.virtual_origin = start.astimezone(UTC)
+        self.scale = scale
+
+    def now(self) -> datetime:
+        return self.to_virtual(datetime.now(UTC))
+
+    def to_virtual(self, real: datetime) -> datetime:
+        return self.virtual_origin + (real - self.real_origin) * self.scale
+
+    def to_real(self, virtual: datetime) -> datetime:
+        return self.real_origin + (virtual - self.virtual_origin) / self.scale
+
+    def seconds(self, virtual_seconds: float) -> float:
+        return virtual_seconds / self.scale
+
+
+def cron(expression: str, zone: tzinfo) -> CronTrigger:
+    return CronTrigger.from_crontab(expression, timezone=zone)
+
+
+class ClockTrigger(BaseTrigger):  # type: ignore[misc]
+    """A cron trigger read on a :class:`Clock`: fires at the real moment of each virtual fire."""
+
+    def __init__(self, trigger: CronTrigger, clock: Clock) -> None:
+        self.trigger = trigger
+        self.clock = clock
+
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
+        virtual_now = self.clock.to_virtual(now)
+        if previous_fire_time is not None:
+            # strictly after the previous fire; a second of slack absorbs the rounding of
+            # the real<->virtual conversion (cron resolution is a minute)
+            after = self.clock.to_virtual(previous_fire_time) + timedelta(seconds=1)
+            virtual_now = max(virtual_now, after)
+        fire = self.trigger.get_next_fire_time(None, virtual_now)
+        if fire is None:
+            return None
+        return self.clock.to_real(fire).astimezone(now.tzinfo)
+
+
+def next_fire(expression: str, zone: tzinfo, after: datetime) -> datetime | None:
+    """The first fire of a cron expression strictly after ``after`` (UTC)."""
+    if expression == "off":
+        return None
+    fire = cron(expression, zone).get_next_fire_time(None, after + timedelta(seconds=1))
+    return None if fire is None else fire.astimezone(UTC)
+
+
+async def missed_fire(
+    db: Database, spec: JobSpec, settings: Settings, now: datetime
+) -> datetime | None:
+    """The scheduled fire this job missed while no process ran it, if still worth making up.
+
+    The reference is the job's last run that was not interrupted; the fire counts when
+    it is in the past and no older than the misfire grace. A job that never ran misses
+    nothing, but harvests run at once on a first start.
+    """
+    async with db.read() as conn:
+        last = (
+            await conn.execute(
+                select(job_run.c.started_at)
+                .where(job_run.c.job == spec.name, job_run.c.status != INTERRUPTED)
+                .order_by(job_run.c.id.desc())
+                .limit(1)
+            )
+        ).scalar()
+    if last is None:
+        return now if spec.run_on_first_start else None
+    fire = next_fire(getattr(settings, spec.schedule_setting), settings.zone, last)
+    grace = timedelta(hours=settings.misfire_grace_hours)
+    if fire is None or fire > now or now - fire > grace:
+        return None
+    return fire
+
+
+class Service:
+    """The scheduler, its jobs and their running tasks, over one open database."""
+
+    def __init__(self, db: Database, settings: Settings, clock: Clock) -> None:
+        self.db = db
+        self.settings = settings
+        self.clock = clock
+        self.scheduler = AsyncIOScheduler(timezone=settings.zone)
+        self.running: dict[str, asyncio.Task[None]] = {}
+        self.enabled: list[JobSpec] = []
+
+    async def start(self) -> None:
+        closed = await close_abandoned_runs(self.db)
+        if closed:
+            log.warning("%s job runs were left unfinished by a stopped process", closed)
+        grace = self.clock.seconds(self.settings.misfire_grace_hours * 3600)
+        for spec in JOBS:
+            reason = why_disabled(spec, self.settings)
+            if reason is not None:
+                log.info("job %s: not scheduled (%s)", spec.name, reason)
+                continue
+            self.enabled.append(spec)
+            expression = getattr(self.settings, spec.schedule_setting)
+            trigger = ClockTrigger(cron(expression, self.settings.zone), self.clock)
+            job = self.scheduler.add_job(
+                self._run,
+                trigger,
+                args=[spec],
+                id=spec.name,
+                name=spec.name,
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=max(1, int(grace)),
+            )
+            missed = await missed_fire(self.db, spec, self.settings, self.clock.now())
+            if missed is not None:
+                log.info("job %s: making up the run due %s", spec.name, missed.isoformat())
+                job.modify(next_run_time=datetime.now(UTC))
+        self.scheduler.start()
+
+    async def _run(self, spec: JobSpec) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.running[spec.name] = task
+        ctx = JobContext(self.db, self.settings, self.clock.now)
+        try:
+            async with recorded_run(self.db, spec.name, self.clock.now) as run:
+                await spec.func(ctx, run)
+        except (ShutdownRequested, asyncio.CancelledError):
+            log.info("job %s: stopped at a batch boundary", spec.name)
+        except Exception as exc:  # recorded as failed; the schedule goes on
+            log.error("job %s failed: %s", spec.name, exc)
+        finally:
+            self.running.pop(spec.name, None)
+
+    async def stop(self, grace: float = STOP_GRACE) -> None:
+        """Stop firing, let running jobs reach a batch boundary, cancel what still waits."""
+        self.db.stop_writes()
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        tasks = list(self.running.values())
+        if not tasks:
+            return
+        log.info("stopping: waiting for %s", ", ".join(self.running))
+        _, pending = await asyncio.wait(tasks, timeout=grace)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=2)
+
+
+async def run_service(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    stop: asyncio.Event | None = None,
+    on_started: Callable[[Service], Awaitable[Any]] | None = None,
+) -> None:
+    """Run the scheduler until ``stop`` is set or the process gets SIGTERM/SIGINT."""
+    clock = clock or Clock()
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        async with open_database(settings.database_url) as db:
+            service = Service(db, settings, clock)
+            await service.start()
+            names = ", ".join(spec.name for spec in service.enabled) or "none"
+            log.info("clanpulse run: scheduling %s on %s", names, db.display_url)
+            if on_started is not None:
+                await on_started(service)
+            await stop.wait()
+            log.info("clanpulse run: stopping")
+            await service.stop()
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
