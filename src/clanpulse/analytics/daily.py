@@ -1,0 +1,176 @@
+"""The clan's chat and XP per local day, for charts and the weekly post.
+
+Days are local days in ``zone`` (stored times are UTC), clipped to ``[start, end)``, so a
+window that does not start at a local midnight gets a partial first and last day and the
+days always add up to the window.
+
+- **Messages** follow the activity report's rules: counted messages of members who have not
+  opted out. Whole UTC days inside a local day come from the daily rollup; every other piece
+  (all of it when the zone is not UTC, since a local day then never holds a whole UTC day)
+  is counted from raw messages, in one query walking the ``sent_at`` index over the window.
+- **XP** of a day is, per in-game account, the change of the latest overall XP reading
+  before the day's end against the latest reading before its start (readings taken in
+  ``[start, end)`` count for the day, as windows are half-open everywhere). An account's
+  first reading is its baseline, never a gain: joining the clan is not progress. Gains follow
+  Wise Old Man's rules for ``-1`` (unranked). One query: per account and boundary an index
+  seek on the snapshot primary key, so a week costs 8 seeks per account whatever the history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from itertools import pairwise
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, case, func, literal_column, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.selectable import ScalarSelect
+
+from clanpulse.analytics.wom_gains import value_gain
+from clanpulse.records import Platform
+from clanpulse.store.schema import account, member, message, message_rollup, snapshot
+from clanpulse.timeutil import utc_midnight
+
+
+@dataclass(frozen=True, slots=True)
+class DayTotals:
+    day: date  # the local date
+    start: datetime  # UTC; later than the local midnight on a window's partial first day
+    end: datetime  # UTC, exclusive
+    messages: int
+    xp: int | None  # None: no in-game account had a reading by the day's end
+
+
+def day_cuts(start: datetime, end: datetime, zone: ZoneInfo) -> list[datetime]:
+    """``start``, every local midnight strictly inside ``(start, end)``, and ``end`` (UTC)."""
+    if end <= start:
+        return []
+    cuts = [start.astimezone(UTC)]
+    day = start.astimezone(zone).date()
+    while True:
+        day += timedelta(days=1)
+        midnight = datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+        if midnight >= end:
+            break
+        if midnight > cuts[-1]:
+            cuts.append(midnight)
+    cuts.append(end.astimezone(UTC))
+    return cuts
+
+
+async def clan_daily(
+    conn: AsyncConnection, start: datetime, end: datetime, zone: ZoneInfo
+) -> list[DayTotals]:
+    cuts = day_cuts(start, end, zone)
+    if not cuts:
+        return []
+    days = len(cuts) - 1
+    messages = await _messages_per_day(conn, cuts)
+    xp = await _xp_per_day(conn, cuts)
+    return [
+        DayTotals(
+            day=cuts[i].astimezone(zone).date(),
+            start=cuts[i],
+            end=cuts[i + 1],
+            messages=messages[i],
+            xp=xp[i],
+        )
+        for i in range(days)
+    ]
+
+
+def _day_index(cuts: list[datetime], moment: datetime) -> int:
+    return max(i for i in range(len(cuts) - 1) if cuts[i] <= moment)
+
+
+async def _messages_per_day(conn: AsyncConnection, cuts: list[datetime]) -> list[int]:
+    counts = [0] * (len(cuts) - 1)
+    # Split the window at UTC midnights too: a piece that is a whole UTC day is in the
+    # rollup; the rest are raw-message ranges.
+    points = set(cuts)
+    midnight = utc_midnight(cuts[0]) + timedelta(days=1)
+    while midnight < cuts[-1]:
+        points.add(midnight)
+        midnight += timedelta(days=1)
+    ordered = sorted(points)
+    rollup_days: dict[date, int] = {}
+    raw: list[tuple[datetime, datetime]] = []
+    for low, high in pairwise(ordered):
+        if high - low == timedelta(days=1) and low == utc_midnight(low):
+            rollup_days[low.date()] = _day_index(cuts, low)
+        elif raw and raw[-1][1] == low:
+            raw[-1] = (raw[-1][0], high)  # one range per run of adjacent pieces
+        else:
+            raw.append((low, high))
+
+    visible = member.c.opted_out.is_(False)
+    if rollup_days:
+        r = message_rollup.c
+        rows = await conn.execute(
+            select(r.day, func.sum(r.messages))
+            .join(account, account.c.id == r.account_id)
+            .join(member, member.c.id == account.c.member_id)
+            .where(visible, r.day.in_(list(rollup_days)))
+            .group_by(r.day)
+        )
+        for day, n in rows:
+            counts[rollup_days[day]] += int(n or 0)
+    if raw:
+        m = message.c
+        # the day a message falls in, as a CASE over the cuts; grouped in an outer query so
+        # PostgreSQL need not match the bound parameters of SELECT and GROUP BY
+        which = case(
+            *((m.sent_at < cut, literal_column(str(i))) for i, cut in enumerate(cuts[1:-1])),
+            else_=literal_column(str(len(cuts) - 2)),
+        ).label("day_index")
+        inner = (
+            select(which)
+            .join(account, account.c.id == m.credited_account_id)
+            .join(member, member.c.id == account.c.member_id)
+            .where(visible, or_(*(and_(m.sent_at >= lo, m.sent_at < hi) for lo, hi in raw)))
+            .subquery()
+        )
+        rows = await conn.execute(
+            select(inner.c.day_index, func.count()).group_by(inner.c.day_index)
+        )
+        for index, n in rows:
+            counts[int(index)] += int(n)
+    return counts
+
+
+async def _xp_per_day(conn: AsyncConnection, cuts: list[datetime]) -> list[int | None]:
+    s = snapshot.c
+    mine = s.account_id == account.c.id
+
+    def latest_before(moment: datetime) -> ScalarSelect[Any]:
+        return (
+            select(s.overall_xp)
+            .where(mine, s.taken_at < moment)
+            .order_by(s.taken_at.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+
+    first = select(s.overall_xp).where(mine).order_by(s.taken_at.asc()).limit(1).scalar_subquery()
+    readings = [latest_before(cut).label(f"k{i}") for i, cut in enumerate(cuts)]
+    rows = await conn.execute(
+        select(first.label("first"), *readings)
+        .select_from(account.join(member, member.c.id == account.c.member_id))
+        .where(
+            account.c.platform == Platform.OSRS.value,
+            account.c.external_id.is_not(None),
+            member.c.opted_out.is_(False),
+        )
+    )
+    totals: list[int | None] = [None] * (len(cuts) - 1)
+    for row in rows:
+        known = list(row)[1:]
+        for i in range(len(cuts) - 1):
+            before, after = known[i], known[i + 1]
+            if after is None:
+                continue  # no reading by the day's end
+            base = before if before is not None else row.first
+            totals[i] = (totals[i] or 0) + int(value_gain("overall_xp", base, after))
+    return totals
