@@ -178,15 +178,15 @@ def import_discord_export(ctx: click.Context, paths: tuple[Path, ...]) -> None:
 
 async def _recorded(settings: Settings, job: str) -> Any:
     """Run one job by hand, recorded in the job history like a scheduled run."""
+    from clanpulse.ops.clock import Clock
     from clanpulse.ops.jobs import JOBS, JobContext
     from clanpulse.ops.runs import recorded_run
     from clanpulse.store.database import open_database
-    from clanpulse.store.schema import utcnow
 
     spec = next(spec for spec in JOBS if spec.name == job)
     async with open_database(settings.database_url) as db:
         with progress_for(stderr) as progress:
-            ctx = JobContext(db, settings, utcnow, progress)
+            ctx = JobContext(db, settings, Clock(), progress)
             async with recorded_run(db, job) as handle:
                 await spec.func(ctx, handle)
             return ctx.result
@@ -278,7 +278,8 @@ def run_cmd(ctx: click.Context, time_scale: float) -> None:
     watchdog every 10 minutes, each changeable with a CLANPULSE_SCHEDULE_* setting.
     Runs missed while it was down are made up once when it starts.
     """
-    from clanpulse.ops.scheduler import Clock, ScaledClock, run_service
+    from clanpulse.ops.clock import Clock, ScaledClock
+    from clanpulse.ops.scheduler import run_service
     from clanpulse.store.schema import utcnow
 
     settings = settings_from(ctx)
@@ -664,6 +665,98 @@ def member_opt_out(ctx: click.Context, name: str, undo: bool) -> None:
     member_id = run(go())
     state = "opted back in" if undo else "opted out: absent from every report from now on"
     stderr.print(f"member #{member_id} {state}", highlight=False)
+
+
+@main.command()
+@click.option("--backup", "do_backup", is_flag=True, help="Back up the database (SQLite).")
+@click.option("--archive", "do_archive", is_flag=True, help="Move cold rows to the archive.")
+@click.option(
+    "--optimize", "do_optimize", is_flag=True, help="Checkpoint, check, VACUUM if worth it."
+)
+@click.pass_context
+def maintain(ctx: click.Context, do_backup: bool, do_archive: bool, do_optimize: bool) -> None:
+    """Back up, archive old rows and tune the database (no option: all three, in that order).
+
+    Backups go to CLANPULSE_BACKUP_DIR and are verified, then thinned out to the newest of
+    each of the last CLANPULSE_BACKUP_KEEP_DAILY days, _WEEKLY weeks and _MONTHLY months.
+    """
+    from clanpulse.ops.maintenance import maintain as run_maintenance
+    from clanpulse.store.database import open_database
+
+    settings = settings_from(ctx)
+    everything = not (do_backup or do_archive or do_optimize)
+
+    async def go() -> Any:
+        async with open_database(settings.database_url) as db:
+            return await run_maintenance(
+                db,
+                settings,
+                backup=do_backup or everything,
+                archive=do_archive or everything,
+                optimize=do_optimize or everything,
+                now=datetime.now(UTC),
+            )
+
+    report = run(go())
+    for step in report.steps:
+        for line in step.messages:
+            stderr.print(f"{step.name}: {line}", highlight=False)
+        for error in step.errors:
+            stderr.print(f"[bold red]error:[/] {step.name}: {error}", highlight=False)
+    if report.errors:
+        raise SystemExit(1)
+
+
+@main.group(name="db")
+def db_group() -> None:
+    """The database itself: copy it to another backend."""
+
+
+@db_group.command(name="copy")
+@click.option(
+    "--to",
+    "target_url",
+    required=True,
+    metavar="URL",
+    help="An empty database: sqlite:///path.db or postgresql://user:pass@host/db.",
+)
+@click.pass_context
+def db_copy(ctx: click.Context, target_url: str) -> None:
+    """Copy every table into a new, empty database (SQLite to PostgreSQL or back).
+
+    The copy is one transaction: if it stops half-way the target stays empty and you can
+    run it again. Point CLANPULSE_DATABASE_URL at the target afterwards.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from clanpulse.store.copy import CopyError, copy_database, display_url
+    from clanpulse.store.database import open_database
+
+    settings = settings_from(ctx)
+    try:
+        target = load_settings(database_url=target_url).database_url
+    except SettingsError:
+        fail("--to must be a sqlite:/// or postgresql:// URL", 2)
+    shown = display_url(target)
+
+    async def go() -> Any:
+        async with open_database(settings.database_url) as source:
+            stderr.print(f"copying {source.display_url} to {shown}", highlight=False)
+            with progress_for(stderr) as progress:
+                return await copy_database(source, target, progress=progress)
+
+    try:
+        report = run(go())
+    except CopyError as exc:
+        fail(f"copy to {shown}: {exc}")
+    except (OSError, SQLAlchemyError) as exc:
+        # the driver's own words, without the URL (it may carry the password)
+        fail(f"copy to {shown} failed: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+    stderr.print(
+        f"copied {report.rows} rows in {len(report.tables)} tables to {shown}; "
+        "set CLANPULSE_DATABASE_URL to it to use it",
+        highlight=False,
+    )
 
 
 @main.command()

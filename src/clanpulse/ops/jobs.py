@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 
+from clanpulse.ops.clock import Clock
 from clanpulse.ops.runs import RunHandle
 from clanpulse.progress import LogProgress, Progress
 from clanpulse.settings import Settings
@@ -31,7 +31,7 @@ FAILURES_SHOWN = 5
 class JobContext:
     db: Database
     settings: Settings
-    now: Callable[[], datetime]
+    clock: Clock
     progress: Progress = field(default_factory=LogProgress)
     # the reports of the last run of each job, for the caller to show (CLI) or ignore
     result: object | None = None
@@ -61,8 +61,11 @@ async def harvest_discord_job(ctx: JobContext, run: RunHandle) -> None:
 
 async def harvest_wom_job(ctx: JobContext, run: RunHandle) -> None:
     from clanpulse.pipeline.wom_harvest import harvest_wom
+    from clanpulse.sources.wom_client import WINDOW_SECONDS
 
-    report = await harvest_wom(ctx.db, ctx.settings, progress=ctx.progress)
+    report = await harvest_wom(
+        ctx.db, ctx.settings, progress=ctx.progress, window=ctx.clock.seconds(WINDOW_SECONDS)
+    )
     ctx.result = report
     run.items = report.new_snapshots + report.name_changes + report.events
     problems = list(report.failed_players)
@@ -77,14 +80,14 @@ async def harvest_wom_job(ctx: JobContext, run: RunHandle) -> None:
 async def report_job(ctx: JobContext, run: RunHandle) -> None:
     from clanpulse.ops.weekly_report import post_weekly_report
 
-    run.items = await post_weekly_report(ctx.db, ctx.settings, ctx.now())
+    run.items = await post_weekly_report(ctx.db, ctx.settings, ctx.clock.now())
 
 
 async def maintain_job(ctx: JobContext, run: RunHandle) -> None:
     from clanpulse.ops.maintenance import maintain
 
     report = await maintain(
-        ctx.db, ctx.settings, backup=True, archive=True, optimize=True, now=ctx.now()
+        ctx.db, ctx.settings, backup=True, archive=True, optimize=True, now=ctx.clock.now()
     )
     ctx.result = report
     run.items = report.items
@@ -95,7 +98,7 @@ async def maintain_job(ctx: JobContext, run: RunHandle) -> None:
 async def watchdog_job(ctx: JobContext, run: RunHandle) -> None:
     from clanpulse.ops.watchdog import watch
 
-    outcome = await watch(ctx.db, ctx.settings, ctx.now())
+    outcome = await watch(ctx.db, ctx.settings, ctx.clock.now())
     ctx.result = outcome
     run.items = outcome.posted
     if outcome.post_errors:

@@ -29,6 +29,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import select
 
+from clanpulse.ops.clock import Clock
 from clanpulse.ops.jobs import JOBS, JobContext, JobSpec, why_disabled
 from clanpulse.ops.runs import INTERRUPTED, close_abandoned_runs, recorded_run
 from clanpulse.settings import Settings
@@ -39,44 +40,6 @@ log = logging.getLogger("clanpulse.ops")
 
 # seconds a stopping process waits for its jobs to reach a batch boundary
 STOP_GRACE = 8.0
-
-
-class Clock:
-    """Real time."""
-
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-    def to_virtual(self, real: datetime) -> datetime:
-        return real
-
-    def to_real(self, virtual: datetime) -> datetime:
-        return virtual
-
-    def seconds(self, virtual_seconds: float) -> float:
-        """Real seconds for a span of virtual time."""
-        return virtual_seconds
-
-
-class ScaledClock(Clock):
-    """Virtual time that starts at ``start`` and runs ``scale`` times faster than real time."""
-
-    def __init__(self, start: datetime, scale: float) -> None:
-        self.real_origin = datetime.now(UTC)
-        self.virtual_origin = start.astimezone(UTC)
-        self.scale = scale
-
-    def now(self) -> datetime:
-        return self.to_virtual(datetime.now(UTC))
-
-    def to_virtual(self, real: datetime) -> datetime:
-        return self.virtual_origin + (real - self.real_origin) * self.scale
-
-    def to_real(self, virtual: datetime) -> datetime:
-        return self.real_origin + (virtual - self.virtual_origin) / self.scale
-
-    def seconds(self, virtual_seconds: float) -> float:
-        return virtual_seconds / self.scale
 
 
 def cron(expression: str, zone: tzinfo) -> CronTrigger:
@@ -184,7 +147,7 @@ class Service:
         task = asyncio.current_task()
         assert task is not None
         self.running[spec.name] = task
-        ctx = JobContext(self.db, self.settings, self.clock.now)
+        ctx = JobContext(self.db, self.settings, self.clock)
         try:
             async with recorded_run(self.db, spec.name, self.clock.now) as run:
                 await spec.func(ctx, run)

@@ -20,7 +20,7 @@ from clanpulse.progress import Progress, SilentProgress
 from clanpulse.records import GroupMembership
 from clanpulse.settings import Settings
 from clanpulse.sources.wom_api import ApiPayloadError
-from clanpulse.sources.wom_client import EVENT_PAGE, EndpointMissing, WomClient
+from clanpulse.sources.wom_client import EVENT_PAGE, WINDOW_SECONDS, EndpointMissing, WomClient
 from clanpulse.store.database import Database
 from clanpulse.store.ingest import cursor_keys, get_cursor, set_cursor
 from clanpulse.store.schema import utcnow
@@ -69,13 +69,15 @@ async def harvest_wom(
     *,
     progress: Progress | None = None,
     client: WomClient | None = None,
+    window: float = WINDOW_SECONDS,
 ) -> WomHarvestReport:
+    """Harvest the group; ``window`` is the API's rate-limit window (scaled in trials)."""
     settings.require("wom_group_id")
     progress = progress or SilentProgress()
     if client is None:
         key = settings.wom_api_key.get_secret_value() if settings.wom_api_key else None
         async with WomClient.open(
-            settings.wom_api_url, api_key=key, contact=settings.wom_contact
+            settings.wom_api_url, api_key=key, contact=settings.wom_contact, window=window
         ) as opened:
             return await _harvest(db, settings, opened, progress)
     return await _harvest(db, settings, client, progress)

@@ -1,0 +1,263 @@
+"""``clanpulse run``: the schedule on a compressed clock against the fake servers, making up
+missed runs once, and stopping cleanly on SIGTERM without losing or doubling anything."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, insert, select
+
+from clanpulse.cli import main
+from clanpulse.demo.community import Community
+from clanpulse.demo.fake_discord import FakeDiscordConfig, FakeDiscordServer
+from clanpulse.demo.fake_wom import FakeWomConfig, FakeWomServer
+from clanpulse.demo.wom_data import WomGroup, generate_wom_group
+from clanpulse.ops.clock import ScaledClock
+from clanpulse.ops.jobs import HARVEST_DISCORD, JOBS, REPORT
+from clanpulse.ops.scheduler import missed_fire, run_service
+from clanpulse.settings import Settings
+from clanpulse.store.database import Database, open_database
+from clanpulse.store.schema import job_run, message, snapshot
+from tests.conftest import sqlite_url
+from tests.harvest_support import (
+    env_for,
+    readable_channels,
+    settings_for,
+    small_clan,
+    source_ids,
+    stored_ids,
+)
+
+WOM_SCALE = 0.002
+OFF = "off"
+
+
+@pytest.fixture(scope="module")
+def clan() -> Community:
+    return small_clan()
+
+
+@pytest.fixture(scope="module")
+def group() -> WomGroup:
+    return generate_wom_group(seed=5, members=10, days=60, snapshot_every_hours=24)
+
+
+@pytest.fixture
+def discord(clan: Community) -> Iterator[FakeDiscordServer]:
+    with FakeDiscordServer(clan, FakeDiscordConfig(time_scale=0.02)) as fake:
+        yield fake
+
+
+@pytest.fixture
+def wom(group: WomGroup) -> Iterator[FakeWomServer]:
+    with FakeWomServer(group, FakeWomConfig(time_scale=WOM_SCALE)) as fake:
+        yield fake
+
+
+def service_settings(
+    discord: FakeDiscordServer, wom: FakeWomServer | None, url: str, **extra: Any
+) -> Settings:
+    values: dict[str, Any] = {"discord_webhook_url": discord.webhook_url()}
+    if wom is not None:
+        values.update(wom_api_url=wom.url, wom_group_id=wom.group_id)
+    values.update(extra)
+    return settings_for(discord, url, **values)
+
+
+async def run_for(settings: Settings, clock: ScaledClock, seconds: float) -> None:
+    stop = asyncio.Event()
+
+    async def stop_later(_service: object) -> None:
+        asyncio.get_running_loop().call_later(seconds, stop.set)
+
+    await run_service(settings, clock=clock, stop=stop, on_started=stop_later)
+
+
+async def runs_by_job(url: str) -> dict[str, list[Any]]:
+    async with open_database(url) as db, db.read() as conn:
+        rows = await conn.execute(select(job_run).order_by(job_run.c.id))
+        by_job: dict[str, list[Any]] = defaultdict(list)
+        for row in rows:
+            by_job[row.job].append(row)
+        return by_job
+
+
+async def test_hours_of_compressed_schedule_leave_a_correct_history_and_exact_data(
+    db_url: str, discord: FakeDiscordServer, wom: FakeWomServer, clan: Community
+) -> None:
+    # Sunday 23:00 to about Monday 13:00 (UTC): the weekly report (Monday 09:00) falls inside
+    settings = service_settings(discord, wom, db_url)
+    clock = ScaledClock(datetime(2026, 3, 29, 23, 0, tzinfo=UTC), scale=7200)
+    await run_for(settings, clock, seconds=7)
+
+    runs = await runs_by_job(db_url)
+    assert set(runs) == {"harvest-discord", "harvest-wom", "report", "watchdog"}
+    for job, history in runs.items():
+        # never two runs of one job at a time, and no run left "running"
+        for earlier, later in itertools.pairwise(history):
+            assert earlier.finished_at is not None and later.started_at >= earlier.finished_at, job
+        assert all(r.status in ("ok", "interrupted") for r in history), [
+            (r.status, r.error) for r in history
+        ]
+        assert all(r.status == "ok" for r in history[:-1]), job  # only the last one cut short
+    assert len(runs["harvest-discord"]) >= 4
+    assert len(runs["harvest-wom"]) >= 4
+    assert len(runs["watchdog"]) >= 20
+    # the first Discord harvest fetched everything; later ones found nothing new
+    assert runs["harvest-discord"][0].items > 0
+    assert all(r.items == 0 for r in runs["harvest-discord"][1:])
+
+    # the weekly report went out once, at Monday 09:00
+    (report,) = runs["report"]
+    assert report.status == "ok"
+    assert datetime(2026, 3, 30, 9, 0, tzinfo=UTC) <= report.started_at
+    assert report.started_at < datetime(2026, 3, 30, 10, 0, tzinfo=UTC)
+    assert report.items == len(discord.webhook_posts) >= 1
+
+    async with open_database(db_url) as db:
+        assert await stored_ids(db) == source_ids(clan, readable_channels(clan))
+        async with db.read() as conn:
+            stored_snapshots = (
+                await conn.execute(select(func.count()).select_from(snapshot))
+            ).scalar_one()
+    assert stored_snapshots > 0
+
+
+async def test_a_report_missed_while_down_is_made_up_once(
+    tmp_path: Path, discord: FakeDiscordServer
+) -> None:
+    url = sqlite_url(tmp_path / "c.db")
+    settings = service_settings(
+        discord,
+        None,
+        url,
+        schedule_harvest_discord=OFF,
+        schedule_watchdog=OFF,
+        misfire_grace_hours=12,
+    )
+    async with open_database(url) as db, db.write() as conn:
+        last_week = datetime(2026, 3, 16, 9, 0, tzinfo=UTC)
+        await conn.execute(
+            insert(job_run).values(
+                job=REPORT, started_at=last_week, finished_at=last_week, status="ok", items=1
+            )
+        )
+    # the machine was off on Monday 2026-03-23 at 09:00 and comes back at 15:00
+    back = datetime(2026, 3, 23, 15, 0, tzinfo=UTC)
+    await run_for(settings, ScaledClock(back, scale=60), seconds=2)
+    first = await runs_by_job(url)
+    assert [r.status for r in first[REPORT]] == ["ok", "ok"]
+    posts = len(discord.webhook_posts)
+    assert posts == first[REPORT][1].items >= 1
+
+    # a restart a little later makes up nothing more
+    await run_for(settings, ScaledClock(back + timedelta(minutes=10), scale=60), seconds=1.5)
+    assert len((await runs_by_job(url))[REPORT]) == 2
+    assert len(discord.webhook_posts) == posts
+
+
+async def test_a_run_missed_longer_ago_than_the_grace_is_not_made_up(
+    db: Database, discord: FakeDiscordServer
+) -> None:
+    settings = service_settings(discord, None, db.url, misfire_grace_hours=2)
+    report = next(spec for spec in JOBS if spec.name == REPORT)
+    async with db.write() as conn:
+        ran = datetime(2026, 3, 16, 9, 0, tzinfo=UTC)
+        await conn.execute(insert(job_run).values(job=REPORT, started_at=ran, status="ok"))
+    assert await missed_fire(db, report, settings, datetime(2026, 3, 23, 10, 30, tzinfo=UTC)) == (
+        datetime(2026, 3, 23, 9, 0, tzinfo=UTC)
+    )
+    assert (
+        await missed_fire(db, report, settings, datetime(2026, 3, 23, 11, 30, tzinfo=UTC)) is None
+    )
+    # before the next fire nothing is missed
+    assert await missed_fire(db, report, settings, datetime(2026, 3, 22, 9, 0, tzinfo=UTC)) is None
+
+
+async def test_on_a_first_start_harvests_run_at_once_and_the_report_waits(
+    db: Database, discord: FakeDiscordServer
+) -> None:
+    settings = service_settings(discord, None, db.url)
+    now = datetime(2026, 3, 25, 12, 0, tzinfo=UTC)
+    due = {spec.name: await missed_fire(db, spec, settings, now) for spec in JOBS}
+    assert due[HARVEST_DISCORD] == now
+    assert due[REPORT] is None
+
+
+def test_sigterm_mid_harvest_stops_within_seconds_and_a_rerun_completes_exactly(
+    tmp_path: Path, clan: Community
+) -> None:
+    # slow requests, so the first harvest is surely still going when the signal comes
+    config = FakeDiscordConfig(time_scale=0.02, latency=0.03)
+    url = sqlite_url(tmp_path / "term.db")
+    with FakeDiscordServer(clan, config) as fake:
+        env = {
+            **os.environ,
+            **env_for(fake, url),
+            "CLANPULSE_SCHEDULE_WATCHDOG": OFF,
+            "CLANPULSE_SCHEDULE_MAINTAIN": OFF,
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "clanpulse.cli", "run"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert _wait_for_messages(url, proc), "the harvest never started writing"
+            proc.send_signal(signal.SIGTERM)
+            signalled = time.monotonic()
+            _, err = proc.communicate(timeout=15)
+            stopped_after = time.monotonic() - signalled
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == 0, err
+        assert stopped_after < 10, err
+
+        async def history() -> list[Any]:
+            async with open_database(url) as db, db.read() as conn:
+                return list(await conn.execute(select(job_run.c.job, job_run.c.status)))
+
+        assert asyncio.run(history()) == [(HARVEST_DISCORD, "interrupted")]
+
+        # the next run picks up where the stopped one ended: every message exactly once
+        result = CliRunner().invoke(main, ["harvest", "discord"], env=env_for(fake, url))
+        assert result.exit_code == 0, result.output
+
+        async def stored() -> dict[int, set[int]]:
+            async with open_database(url) as db:
+                return await stored_ids(db)
+
+        assert asyncio.run(stored()) == source_ids(clan, readable_channels(clan))
+        assert asyncio.run(history())[-1] == (HARVEST_DISCORD, "ok")
+
+
+def _wait_for_messages(url: str, proc: subprocess.Popen[str], timeout: float = 30) -> bool:
+    async def count() -> int:
+        async with open_database(url, migrate=False) as db, db.read() as conn:
+            return int((await conn.execute(select(func.count()).select_from(message))).scalar_one())
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if asyncio.run(count()) > 0:
+                return True
+        except Exception:  # the database is not created yet
+            pass
+        time.sleep(0.1)
+    return False
