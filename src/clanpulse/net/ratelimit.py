@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from dataclasses import dataclass
 
 import httpx2
 
-# Route keys are remembered for this many distinct resources at most; the oldest are forgotten.
+from clanpulse.net.cache import TTLCache
+
+# Bucket states are remembered for this many distinct resources at most, each for as long
+# as any reset window lasts; then the next response tells us anew.
 MAX_TRACKED_BUCKETS = 10_000
+BUCKET_TTL = 600.0
+# Route -> bucket id mappings: few (one per route template), refreshed hourly.
+MAX_ROUTES = 1000
+ROUTE_TTL = 3600.0
 MIN_RATE = 1.0  # requests per second the global spacing never goes below
 RATE_RECOVERY = 0.05  # requests per second regained per successful response
 
@@ -30,10 +37,10 @@ class DiscordRateLimiter:
     """Discord's header model: per-bucket remaining/reset, a global pause on global 429s."""
 
     def __init__(self, global_per_second: float = 50.0) -> None:
-        self._buckets: OrderedDict[str, _BucketState] = OrderedDict()
+        self._buckets: TTLCache[str, _BucketState] = TTLCache(MAX_TRACKED_BUCKETS, BUCKET_TTL)
         # route template -> Discord's bucket id, learned from X-RateLimit-Bucket: routes that
         # share a bucket share its counters (per top-level resource)
-        self._route_bucket: dict[str, str] = {}
+        self._route_bucket: TTLCache[str, str] = TTLCache(MAX_ROUTES, ROUTE_TTL)
         self._global_until = 0.0
         # Requests are spaced evenly at this rate. A global 429 halves it (whatever the real
         # limit is, we back off under it); each success earns a little of it back.
@@ -49,11 +56,8 @@ class DiscordRateLimiter:
             key = f"{bucket}|{major}"
         state = self._buckets.get(key)
         if state is None:
-            state = self._buckets[key] = _BucketState()
-            if len(self._buckets) > MAX_TRACKED_BUCKETS:
-                self._buckets.popitem(last=False)
-        else:
-            self._buckets.move_to_end(key)
+            state = _BucketState()
+            self._buckets.set(key, state)
         return state
 
     async def before(self, key: str) -> None:
@@ -93,8 +97,8 @@ class DiscordRateLimiter:
             return
         bucket = headers.get("x-ratelimit-bucket")
         route = key.partition("|")[0]
-        if bucket and self._route_bucket.get(route) != bucket and len(self._route_bucket) < 1000:
-            self._route_bucket[route] = bucket
+        if bucket and self._route_bucket.get(route) != bucket:
+            self._route_bucket.set(route, bucket)
         try:
             state = self._state(key)
             state.remaining = int(remaining)
