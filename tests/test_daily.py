@@ -45,6 +45,7 @@ Series = list[tuple[datetime, int]]  # (taken_at, overall XP), oldest first
 @dataclass
 class Source:
     said: list[datetime]  # when each message that counts was sent
+    by_author: list[tuple[datetime, int]]  # (when, index in USERS) of the same messages
     xp: dict[int, Series]  # readings of each visible player
 
 
@@ -112,22 +113,24 @@ async def build(db: Database, zone: ZoneInfo, seed: int) -> Source:
             ).scalar_one()
             await set_opted_out(conn, member_id)
     visible = {pid: s for pid, s in xp.items() if pid != HIDDEN_PLAYER}
-    return Source([t for t, who in said if who >= 0], visible)
+    counted = [(t, who) for t, who in said if who >= 0]
+    return Source([t for t, _ in counted], counted, visible)
 
 
 def expected_messages(said: list[datetime], low: datetime, high: datetime) -> int:
     return sum(1 for t in said if low <= t < high)
 
 
-def expected_xp(
-    series: dict[int, list[tuple[datetime, int]]], low: datetime, high: datetime
-) -> int:
+def expected_xp(series: dict[int, Series], window: datetime, low: datetime, high: datetime) -> int:
+    """Wise Old Man's rule day by day: readings from the window start on; the first of them
+    is the baseline."""
     total = 0
     for found in series.values():
-        before = [xp for t, xp in found if t < low]
-        by_end = [xp for t, xp in found if t < high]
+        inside = [(t, xp) for t, xp in found if t >= window]
+        by_end = [xp for t, xp in inside if t < high]
+        before = [xp for t, xp in inside if t < low]
         if by_end:
-            total += by_end[-1] - (before[-1] if before else found[0][1])
+            total += by_end[-1] - (before[-1] if before else inside[0][1])
     return total
 
 
@@ -144,7 +147,7 @@ async def test_a_week_of_local_days_matches_the_source_data(db: Database, zone_n
     for d in days:
         assert d.start.astimezone(zone).time() == time(0)
         assert d.messages == expected_messages(source.said, d.start, d.end), d
-        assert d.xp == expected_xp(source.xp, d.start, d.end), d
+        assert d.xp == expected_xp(source.xp, start, d.start, d.end), d
     if zone_name == "Europe/London":  # the day the clocks went forward is 23 hours long
         assert {d.end - d.start for d in days} == {timedelta(hours=24), timedelta(hours=23)}
 
@@ -160,11 +163,9 @@ async def test_days_agree_with_the_activity_and_gains_reports(db: Database, zone
         days = await clan_daily(conn, start, end, zone)
         cuts = [days[0].start, *(d.end for d in days)]
         everyone = {}
-        reached = {}
         for cut in cuts:
             report = await activity_report(conn, cut)
             everyone[cut] = sum(m.messages["all"] for m in report.members)
-            reached[cut] = await progress_by_account(conn, cut, ["all"])
         week = await activity_report(conn, end)
     assert len(days) == 8 and days[0].start == start and days[-1].end == end
     # messages: each day is the difference of two "all time" counts of the activity report
@@ -172,23 +173,44 @@ async def test_days_agree_with_the_activity_and_gains_reports(db: Database, zone
         assert d.messages == everyone[d.end] - everyone[d.start]
     assert sum(d.messages for d in days) == sum(m.messages["7d"] for m in week.members)
 
-    # XP: each day is the difference of two "all time" gains, over visible accounts
+    # XP: the days add up to the week's gains by Wise Old Man's rules, over visible accounts
     async with db.read() as conn:
         hidden = (
             await conn.execute(
                 select(account.c.id).where(account.c.external_id == str(HIDDEN_PLAYER))
             )
         ).scalar_one()
+        gains = await progress_by_account(conn, end, ["7d"])
+    week_xp = [
+        int(gain.values["overall_xp"])
+        for aid, p in gains.items()
+        if aid != hidden and (gain := p.gains["7d"]) is not None
+    ]
+    assert len(week_xp) == len(PLAYERS) - 1
+    assert sum(d.xp or 0 for d in days) == sum(week_xp)
 
-    def gained(cut: datetime) -> int:
-        return sum(
-            int(p.gains["all"].values["overall_xp"])
-            for aid, p in reached[cut].items()
-            if aid != hidden and p.gains["all"] is not None
-        )
 
-    for d in days:
-        assert d.xp == gained(d.end) - gained(d.start)
+async def test_only_the_members_asked_for(db: Database) -> None:
+    zone = ZoneInfo("UTC")
+    source = await build(db, zone, seed=3)
+    start, end = local_midnight(zone, 7), local_midnight(zone)
+    async with db.read() as conn:
+        ids = {
+            xid: mid
+            for xid, mid in await conn.execute(select(account.c.external_id, account.c.member_id))
+        }
+        chosen = [ids[str(USERS[0].id)], ids[str(LATE_PLAYER)], ids[str(HIDDEN_PLAYER)]]
+        days = await clan_daily(conn, start, end, zone, member_ids=chosen)
+        everyone = await clan_daily(conn, start, end, zone)
+    assert sum(d.messages for d in days) == sum(
+        1 for when, who in source.by_author if who == 0 and start <= when < end
+    )
+    late = {LATE_PLAYER: source.xp[LATE_PLAYER]}  # the opted-out player stays out when asked for
+    assert [d.xp for d in days] == [
+        expected_xp(late, start, d.start, d.end) if d.end > late[LATE_PLAYER][0][0] else None
+        for d in days
+    ]
+    assert sum(d.messages for d in everyone) > sum(d.messages for d in days)
 
 
 async def test_whole_utc_days_are_read_from_the_rollup(db: Database) -> None:

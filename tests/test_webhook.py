@@ -157,7 +157,9 @@ async def test_a_deleted_webhook_is_never_called_again(server: FakeDiscordServer
 async def test_the_token_appears_in_no_error_log_or_repr(
     community: Community, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG)  # httpx2 logs every request URL at INFO
+    caplog.set_level(logging.DEBUG)
+    # httpx2 logs every request URL at INFO (the CLI quiets it: undo that for this test)
+    caplog.set_level(logging.DEBUG, logger="httpx2")
     failures: list[ApiError] = []
     shown: list[str] = []
     server = await started(community, fault_rate=1.0, fault_429_share=0.0)

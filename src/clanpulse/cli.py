@@ -470,8 +470,16 @@ def report_activity(ctx: click.Context, as_of: str | None, fmt: str, output: Pat
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write to this file instead of standard output (xlsx default: clan-<date>.xlsx).",
 )
+@click.option(
+    "--post",
+    is_flag=True,
+    help="Post the last 7 days to CLANPULSE_DISCORD_WEBHOOK_URL, with a chart; "
+    "prints the report too only when --format or --output is given.",
+)
 @click.pass_context
-def report_clan(ctx: click.Context, as_of: str | None, fmt: str, output: Path | None) -> None:
+def report_clan(
+    ctx: click.Context, as_of: str | None, fmt: str, output: Path | None, post: bool
+) -> None:
     """Every current clan member: chat, XP, EHP/EHB, boss kills, status; and a summary."""
     from clanpulse.analytics.clan import clan_report
     from clanpulse.outputs.clan import clan_json, clan_markdown, members_sheet, summary_sheets
@@ -479,6 +487,25 @@ def report_clan(ctx: click.Context, as_of: str | None, fmt: str, output: Path | 
 
     settings = settings_from(ctx)
     moment = _moment(as_of, settings)
+
+    if post:
+        from click.core import ParameterSource
+
+        from clanpulse.ops.weekly_report import post_weekly_report, webhook_url
+
+        try:
+            webhook_url(settings)  # missing or malformed: stop before any work
+        except SettingsError as exc:
+            fail(str(exc), 2)
+
+        async def publish() -> int:
+            async with open_database(settings.database_url) as db:
+                return await post_weekly_report(db, settings, moment)
+
+        posted = run(publish())
+        stderr.print(f"posted the weekly report to the Discord webhook ({posted} messages)")
+        if output is None and ctx.get_parameter_source("fmt") is ParameterSource.DEFAULT:
+            return
 
     async def go() -> Any:
         async with open_database(settings.database_url) as db, db.read() as conn:

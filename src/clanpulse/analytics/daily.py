@@ -5,19 +5,23 @@ window that does not start at a local midnight gets a partial first and last day
 days always add up to the window.
 
 - **Messages** follow the activity report's rules: counted messages of members who have not
-  opted out. Whole UTC days inside a local day come from the daily rollup; every other piece
-  (all of it when the zone is not UTC, since a local day then never holds a whole UTC day)
-  is counted from raw messages, in one query walking the ``sent_at`` index over the window.
-- **XP** of a day is, per in-game account, the change of the latest overall XP reading
-  before the day's end against the latest reading before its start (readings taken in
-  ``[start, end)`` count for the day, as windows are half-open everywhere). An account's
-  first reading is its baseline, never a gain: joining the clan is not progress. Gains follow
-  Wise Old Man's rules for ``-1`` (unranked). One query: per account and boundary an index
-  seek on the snapshot primary key, so a week costs 8 seeks per account whatever the history.
+  opted out (or of the members asked for). Whole UTC days inside a local day come from the
+  daily rollup; every other piece (all of it when the zone is not UTC, since a local day then
+  never holds a whole UTC day) is counted from raw messages, in one query walking the
+  ``sent_at`` index over the window.
+- **XP** follows Wise Old Man's gain rules applied day by day, so the days of a window add up
+  to the window's gain in the reports: per in-game account, a day gains the latest overall XP
+  reading before its end minus the latest one before its start, counting only readings
+  inside ``[start, end)``; the account's first reading in the window is its baseline (the
+  window's start value, as in WOM). Readings taken at an instant belong to the day that
+  starts there (half-open, like every window). One query: per account and day boundary an
+  index seek on the snapshot primary key, so a week costs 8 seeks per account whatever the
+  history.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import pairwise
@@ -26,6 +30,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, case, func, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import ScalarSelect
 
 from clanpulse.analytics.wom_gains import value_gain
@@ -40,7 +45,7 @@ class DayTotals:
     start: datetime  # UTC; later than the local midnight on a window's partial first day
     end: datetime  # UTC, exclusive
     messages: int
-    xp: int | None  # None: no in-game account had a reading by the day's end
+    xp: int | None  # None: no in-game account had a reading in the window by the day's end
 
 
 def day_cuts(start: datetime, end: datetime, zone: ZoneInfo) -> list[datetime]:
@@ -61,14 +66,23 @@ def day_cuts(start: datetime, end: datetime, zone: ZoneInfo) -> list[datetime]:
 
 
 async def clan_daily(
-    conn: AsyncConnection, start: datetime, end: datetime, zone: ZoneInfo
+    conn: AsyncConnection,
+    start: datetime,
+    end: datetime,
+    zone: ZoneInfo,
+    member_ids: Collection[int] | None = None,
 ) -> list[DayTotals]:
+    """Per local day of ``[start, end)``: counted messages and XP gained, of every member who
+    has not opted out, or only of ``member_ids`` (e.g. a clan report's rows)."""
     cuts = day_cuts(start, end, zone)
     if not cuts:
         return []
     days = len(cuts) - 1
-    messages = await _messages_per_day(conn, cuts)
-    xp = await _xp_per_day(conn, cuts)
+    visible: ColumnElement[bool] = member.c.opted_out.is_(False)
+    if member_ids is not None:
+        visible = visible & member.c.id.in_(list(member_ids))
+    messages = await _messages_per_day(conn, cuts, visible)
+    xp = await _xp_per_day(conn, cuts, visible)
     return [
         DayTotals(
             day=cuts[i].astimezone(zone).date(),
@@ -85,7 +99,9 @@ def _day_index(cuts: list[datetime], moment: datetime) -> int:
     return max(i for i in range(len(cuts) - 1) if cuts[i] <= moment)
 
 
-async def _messages_per_day(conn: AsyncConnection, cuts: list[datetime]) -> list[int]:
+async def _messages_per_day(
+    conn: AsyncConnection, cuts: list[datetime], visible: ColumnElement[bool]
+) -> list[int]:
     counts = [0] * (len(cuts) - 1)
     # Split the window at UTC midnights too: a piece that is a whole UTC day is in the
     # rollup; the rest are raw-message ranges.
@@ -105,7 +121,6 @@ async def _messages_per_day(conn: AsyncConnection, cuts: list[datetime]) -> list
         else:
             raw.append((low, high))
 
-    visible = member.c.opted_out.is_(False)
     if rollup_days:
         r = message_rollup.c
         rows = await conn.execute(
@@ -140,37 +155,47 @@ async def _messages_per_day(conn: AsyncConnection, cuts: list[datetime]) -> list
     return counts
 
 
-async def _xp_per_day(conn: AsyncConnection, cuts: list[datetime]) -> list[int | None]:
+async def _xp_per_day(
+    conn: AsyncConnection, cuts: list[datetime], visible: ColumnElement[bool]
+) -> list[int | None]:
     s = snapshot.c
-    mine = s.account_id == account.c.id
+    in_window = and_(s.account_id == account.c.id, s.taken_at >= cuts[0])
 
     def latest_before(moment: datetime) -> ScalarSelect[Any]:
         return (
             select(s.overall_xp)
-            .where(mine, s.taken_at < moment)
+            .where(in_window, s.taken_at < moment)
             .order_by(s.taken_at.desc())
             .limit(1)
             .scalar_subquery()
         )
 
-    first = select(s.overall_xp).where(mine).order_by(s.taken_at.asc()).limit(1).scalar_subquery()
-    readings = [latest_before(cut).label(f"k{i}") for i, cut in enumerate(cuts)]
+    first = (
+        select(s.overall_xp)
+        .where(in_window, s.taken_at < cuts[-1])
+        .order_by(s.taken_at.asc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    # the reading before each day's end; before the first day's start there is none in the
+    # window by definition, so the first reading is where the window starts
+    readings = [latest_before(cut).label(f"k{i}") for i, cut in enumerate(cuts[1:], 1)]
     rows = await conn.execute(
         select(first.label("first"), *readings)
         .select_from(account.join(member, member.c.id == account.c.member_id))
         .where(
             account.c.platform == Platform.OSRS.value,
             account.c.external_id.is_not(None),
-            member.c.opted_out.is_(False),
+            visible,
         )
     )
     totals: list[int | None] = [None] * (len(cuts) - 1)
     for row in rows:
-        known = list(row)[1:]
+        known = [None, *list(row)[1:]]  # known[i]: latest reading in the window before cut i
         for i in range(len(cuts) - 1):
             before, after = known[i], known[i + 1]
             if after is None:
-                continue  # no reading by the day's end
+                continue  # no reading in the window yet by the day's end
             base = before if before is not None else row.first
             totals[i] = (totals[i] or 0) + int(value_gain("overall_xp", base, after))
     return totals

@@ -87,8 +87,14 @@ class WebhookGone(ApiError):
     """The webhook answered 404: it was deleted. It is never called again in this process."""
 
 
-class WebhookUrlError(ValueError):
-    """The configured URL is not a webhook execute URL (the message never repeats the URL)."""
+class WebhookUrlError(ApiError, ValueError):
+    """The configured URL is not a webhook execute URL (the message never repeats the URL).
+
+    An ApiError too, so callers that survive a failing webhook survive a mistyped one.
+    """
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(API_NAME, "URL", detail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +129,7 @@ def _parse_url(url: str) -> _Address:
         or (parts.scheme == "http" and host not in _LOOPBACK_HOSTS)
     ):
         raise WebhookUrlError(
-            "not a Discord webhook URL: expected https://discord.com/api/webhooks/<id>/<token> "
+            "not a webhook execute URL: expected https://discord.com/api/webhooks/<id>/<token> "
             "(plain http only to 127.0.0.1 or localhost)"
         )
     query = tuple((k, v) for k, v in parse_qsl(parts.query) if k != "wait")
