@@ -30,7 +30,12 @@ def _split_list(value: Any) -> Any:
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        # ``CLANPULSE_DISCORD_TOKEN=`` in an env file means "not set", not "set to nothing"
+        env_ignore_empty=True,
     )
 
     database_url: str = "sqlite+aiosqlite:///clanpulse.db"
@@ -58,6 +63,7 @@ class Settings(BaseSettings):
     schedule_harvest_discord: str = "5 * * * *"
     schedule_harvest_wom: str = "35 * * * *"
     schedule_report: str = "0 9 * * mon"
+    schedule_backup: str = "0 4 * * *"
     schedule_maintain: str = "30 4 1 * *"
     schedule_watchdog: str = "*/10 * * * *"
     # a run missed while the process was down is still made up to this long afterwards
@@ -115,6 +121,7 @@ class Settings(BaseSettings):
         "schedule_harvest_discord",
         "schedule_harvest_wom",
         "schedule_report",
+        "schedule_backup",
         "schedule_maintain",
         "schedule_watchdog",
     )

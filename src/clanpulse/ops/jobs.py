@@ -20,6 +20,7 @@ from clanpulse.store.database import Database
 HARVEST_DISCORD = "harvest-discord"
 HARVEST_WOM = "harvest-wom"
 REPORT = "report"
+BACKUP = "backup"
 MAINTAIN = "maintain"
 WATCHDOG = "watchdog"
 HARVESTS = (HARVEST_DISCORD, HARVEST_WOM)
@@ -83,11 +84,26 @@ async def report_job(ctx: JobContext, run: RunHandle) -> None:
     run.items = await post_weekly_report(ctx.db, ctx.settings, ctx.clock.now())
 
 
+async def backup_job(ctx: JobContext, run: RunHandle) -> None:
+    await _maintain(ctx, run, backup=True, archive=False, optimize=False)
+
+
 async def maintain_job(ctx: JobContext, run: RunHandle) -> None:
+    await _maintain(ctx, run, backup=True, archive=True, optimize=True)
+
+
+async def _maintain(
+    ctx: JobContext, run: RunHandle, *, backup: bool, archive: bool, optimize: bool
+) -> None:
     from clanpulse.ops.maintenance import maintain
 
     report = await maintain(
-        ctx.db, ctx.settings, backup=True, archive=True, optimize=True, now=ctx.clock.now()
+        ctx.db,
+        ctx.settings,
+        backup=backup,
+        archive=archive,
+        optimize=optimize,
+        now=ctx.clock.now(),
     )
     ctx.result = report
     run.items = report.items
@@ -119,6 +135,9 @@ JOBS: tuple[JobSpec, ...] = (
     JobSpec(HARVEST_DISCORD, harvest_discord_job, "schedule_harvest_discord", True),
     JobSpec(HARVEST_WOM, harvest_wom_job, "schedule_harvest_wom", True),
     JobSpec(REPORT, report_job, "schedule_report", False),
+    # daily backups feed the daily/weekly/monthly rotation; the monthly maintenance
+    # backs up too (archiving only ever follows a good backup), then archives and optimizes
+    JobSpec(BACKUP, backup_job, "schedule_backup", False),
     JobSpec(MAINTAIN, maintain_job, "schedule_maintain", False),
     JobSpec(WATCHDOG, watchdog_job, "schedule_watchdog", True),
 )

@@ -180,7 +180,7 @@ async def _writes_paused(db: Database) -> AsyncIterator[None]:
     # Checkpoint and VACUUM cannot run inside a transaction, so db.write() (which begins
     # one) will not do; taking its lock alone keeps this process's writers waiting their
     # turn instead of failing on a busy database.
-    async with db._write_lock:
+    async with db.exclusive():
         yield
 
 

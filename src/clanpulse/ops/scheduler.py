@@ -118,6 +118,7 @@ class Service:
         closed = await close_abandoned_runs(self.db)
         if closed:
             log.warning("%s job runs were left unfinished by a stopped process", closed)
+        self.clock.anchor()
         grace = self.clock.seconds(self.settings.misfire_grace_hours * 3600)
         for spec in JOBS:
             reason = why_disabled(spec, self.settings)
@@ -168,10 +169,14 @@ class Service:
             return
         log.info("stopping: waiting for %s", ", ".join(self.running))
         _, pending = await asyncio.wait(tasks, timeout=grace)
-        for task in pending:
-            task.cancel()
-        if pending:
-            await asyncio.wait(pending, timeout=2)
+        if not pending:
+            return
+        # What still runs waits on the network. Cancel it between transactions, never
+        # inside one: a connection cancelled mid-statement may never go back to its pool.
+        async with self.db.exclusive():
+            for task in pending:
+                task.cancel()
+        await asyncio.wait(pending, timeout=2)
 
 
 async def run_service(
