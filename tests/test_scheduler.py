@@ -222,11 +222,11 @@ async def test_on_a_first_start_harvests_run_at_once_and_the_report_waits(
 
 
 def test_sigterm_mid_harvest_stops_within_seconds_and_a_rerun_completes_exactly(
-    tmp_path: Path, clan: Community
+    db_url: str, clan: Community
 ) -> None:
     # slow requests, so the first harvest is surely still going when the signal comes
     config = FakeDiscordConfig(time_scale=0.02, latency=0.03)
-    url = sqlite_url(tmp_path / "term.db")
+    url = db_url
     with FakeDiscordServer(clan, config) as fake:
         env = {
             **os.environ,
