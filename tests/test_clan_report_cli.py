@@ -24,11 +24,11 @@ from zoneinfo import ZoneInfo
 
 import openpyxl
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
-from clanpulse.cli import main
 from clanpulse.demo.fake_wom import FakeWomConfig, FakeWomServer
 from clanpulse.demo.wom_data import WomGroup, generate_wom_group, parse_wom_time
+from tests.cli_support import clanpulse
 
 # the group's history ends at the start of the current UTC day: the harvest backfills a
 # year back from the real clock, so the history must be recent
@@ -204,14 +204,6 @@ def make_group() -> WomGroup:
 
 # --------------------------------------------------------------------------------------
 # running the commands
-
-
-def clanpulse(*args: str, code: int = 0) -> Result:
-    result = CliRunner().invoke(main, list(args))
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    assert result.exit_code == code, (result.exit_code, result.output)
-    return result
 
 
 def clan_json(*extra: str) -> dict[str, Any]:

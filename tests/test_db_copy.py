@@ -14,12 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 from sqlalchemy import func, select
 
 from clanpulse.analytics.activity import activity_report
 from clanpulse.analytics.clan import clan_report
-from clanpulse.cli import main
 from clanpulse.progress import SilentProgress
 from clanpulse.records import Channel, GroupEvent, MessageKind
 from clanpulse.store import copy as copy_module
@@ -34,6 +32,7 @@ from clanpulse.store.wom_ingest import (
     sync_roster,
     upsert_players,
 )
+from tests.cli_support import clanpulse
 from tests.conftest import sqlite_url
 from tests.factories import BRIDGE, at, batch, chat, user
 from tests.wom_factories import membership, player, rename, snap
@@ -257,14 +256,6 @@ async def test_copying_a_database_onto_itself_is_refused(tmp_path: Path) -> None
 
 # --------------------------------------------------------------------------------------
 # the command
-
-
-def clanpulse(*args: str, code: int = 0) -> Result:
-    result = CliRunner().invoke(main, list(args))
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    assert result.exit_code == code, (result.exit_code, result.output)
-    return result
 
 
 def test_db_copy_command_copies_refuses_a_second_time_and_never_shows_the_password(

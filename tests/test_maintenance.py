@@ -8,7 +8,6 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 from sqlalchemy import delete
 
 from clanpulse.cli import main
@@ -21,6 +20,7 @@ from clanpulse.ops.maintenance import (
 from clanpulse.settings import Settings
 from clanpulse.store.database import Database, open_database
 from clanpulse.store.schema import account, job_run
+from tests.cli_support import clanpulse
 from tests.conftest import sqlite_url
 from tests.factories import at
 from tests.test_db_copy import populate_store
@@ -219,14 +219,6 @@ async def test_no_archive_without_a_good_backup(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------------------
 # the command
-
-
-def clanpulse(*args: str, code: int = 0) -> Result:
-    result = CliRunner().invoke(main, list(args))
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    assert result.exit_code == code, (result.exit_code, result.output)
-    return result
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,6 +57,16 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
 def fail(message: str, code: int = 1) -> None:
     stderr.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
     raise SystemExit(code)
+
+
+def exit_on_errors(errors: Iterable[str]) -> None:
+    """Print each error of work that went on without it; exit 1 if there was any."""
+    failed = False
+    for error in errors:
+        stderr.print(f"[bold red]error:[/] {error}", highlight=False)
+        failed = True
+    if failed:
+        raise SystemExit(1)
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
@@ -170,10 +180,7 @@ def import_discord_export(ctx: click.Context, paths: tuple[Path, ...]) -> None:
         f"{totals.inserted} new messages ({totals.counted} counted)",
         highlight=False,
     )
-    for outcome in report.failed:
-        stderr.print(f"[bold red]error:[/] {outcome.error}", highlight=False)
-    if report.failed:
-        raise SystemExit(1)
+    exit_on_errors(str(outcome.error) for outcome in report.failed)
 
 
 async def _recorded(settings: Settings, job: str) -> Any:
@@ -219,12 +226,7 @@ def harvest_discord_cmd(ctx: click.Context) -> None:
         f"{report.requests} requests, {report.rate_limited} rate-limited",
         highlight=False,
     )
-    for outcome in report.failed:
-        stderr.print(
-            f"[bold red]error:[/] #{outcome.channel.name}: {outcome.error}", highlight=False
-        )
-    if report.failed:
-        raise SystemExit(1)
+    exit_on_errors(f"#{outcome.channel.name}: {outcome.error}" for outcome in report.failed)
 
 
 @harvest.command(name="wom")
@@ -256,10 +258,7 @@ def harvest_wom_cmd(ctx: click.Context) -> None:
         + ("" if report.bulk else " (no bulk endpoint on this server: fetched per player)"),
         highlight=False,
     )
-    for problem in report.failed_players:
-        stderr.print(f"[bold red]error:[/] {problem}", highlight=False)
-    if report.failed_players:
-        raise SystemExit(1)
+    exit_on_errors(report.failed_players)
 
 
 @main.command(name="run")
@@ -390,10 +389,7 @@ def watchdog(ctx: click.Context) -> None:
         f"{len(outcome.closed)} cleared); {outcome.posted} messages posted",
         highlight=False,
     )
-    for problem in outcome.post_errors:
-        stderr.print(f"[bold red]error:[/] {problem}", highlight=False)
-    if outcome.post_errors:
-        raise SystemExit(1)
+    exit_on_errors(outcome.post_errors)
 
 
 AS_OF = click.option(
@@ -728,10 +724,7 @@ def maintain(ctx: click.Context, do_backup: bool, do_archive: bool, do_optimize:
     for step in report.steps:
         for line in step.messages:
             stderr.print(f"{step.name}: {line}", highlight=False)
-        for error in step.errors:
-            stderr.print(f"[bold red]error:[/] {step.name}: {error}", highlight=False)
-    if report.errors:
-        raise SystemExit(1)
+    exit_on_errors(f"{step.name}: {error}" for step in report.steps for error in step.errors)
 
 
 @main.group(name="db")
