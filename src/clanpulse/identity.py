@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clanpulse.names import is_valid_osrs_name, normalize_osrs_name
 from clanpulse.records import Platform
+from clanpulse.store.archive_schema import archived_message, archived_snapshot, has_archive
 from clanpulse.store.schema import (
     account,
     group_event,
@@ -88,16 +89,21 @@ async def merge_accounts(conn: AsyncConnection, source_id: int, target_id: int) 
     """
     if source_id == target_id:
         return
-    await conn.execute(
-        update(message)
-        .where(message.c.credited_account_id == source_id)
-        .values(credited_account_id=target_id)
-    )
-    await conn.execute(
-        update(message)
-        .where(message.c.author_account_id == source_id)
-        .values(author_account_id=target_id)
-    )
+    # archived rows move with the account too: none may point at the account dropped below
+    archive = has_archive(conn)
+    messages = (message, archived_message) if archive else (message,)
+    snapshots = (snapshot, archived_snapshot) if archive else (snapshot,)
+    for table in messages:
+        await conn.execute(
+            update(table)
+            .where(table.c.credited_account_id == source_id)
+            .values(credited_account_id=target_id)
+        )
+        await conn.execute(
+            update(table)
+            .where(table.c.author_account_id == source_id)
+            .values(author_account_id=target_id)
+        )
     rows = (
         await conn.execute(
             select(
@@ -125,10 +131,10 @@ async def merge_accounts(conn: AsyncConnection, source_id: int, target_id: int) 
                 for r in rows
             ],
         )
-    for table in (snapshot, name_change, group_event):
+    for keyed in (*snapshots, name_change, group_event):
         # the source never has rows the target also has (it was only a chat name)
         await conn.execute(
-            update(table).where(table.c.account_id == source_id).values(account_id=target_id)
+            update(keyed).where(keyed.c.account_id == source_id).values(account_id=target_id)
         )
     old_member = (
         await conn.execute(select(account.c.member_id).where(account.c.id == source_id))

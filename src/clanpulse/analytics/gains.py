@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, get_args
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clanpulse.analytics.wom_gains import HeadlineColumn, MetricGain, metric_gains, value_gain
@@ -62,9 +62,13 @@ async def progress_by_account(
 ) -> dict[int, Progress]:
     """Gains of every tracked in-game account (or of ``account_ids``).
 
-    One query: per account and reading of interest (the latest before ``as_of``, the first
-    ever, the first in each window), correlated subqueries that each seek the primary key
-    ``(account_id, taken_at)`` and stop at the first row. No scan, whatever the history.
+    One query of correlated index seeks per account, whatever the history: first *when*
+    each reading of interest was taken (the latest before ``as_of``, the first ever, the
+    first in each window: a seek on the primary key ``(account_id, taken_at)`` that stops at
+    the first row), then the headline values at exactly those keys. The two steps, rather
+    than one ``SELECT value ... ORDER BY taken_at LIMIT 1``, let SQLite seek through the view
+    of hot and archived snapshots too (``store/archive_schema.py``), where it can flatten
+    an ordered lookup only when it selects the ordering column itself.
     """
     s = snapshot.c
     before = and_(s.account_id == account.c.id, s.taken_at < as_of)
@@ -72,36 +76,51 @@ async def progress_by_account(
     for w, start in _bounds(as_of, windows).items():
         if start is not None:
             points[w] = (and_(before, s.taken_at >= start), False)
-    columns = []
-    for name, (condition, newest) in points.items():
-        order = s.taken_at.desc() if newest else s.taken_at.asc()
-        for col in ("taken_at", *HEADLINE):
-            reading = select(s[col]).where(condition).order_by(order).limit(1)
-            columns.append(reading.scalar_subquery().label(f"{name}__{col}"))
-    # the latest XP total, and the first reading that had it: when XP last changed
-    latest_xp = (
-        select(s.overall_xp)
-        .where(before)
-        .order_by(s.taken_at.desc())
+    taken = [
+        select(s.taken_at)
+        .where(condition)
+        .order_by(s.taken_at.desc() if newest else s.taken_at.asc())
         .limit(1)
-        .correlate(account)  # nested two levels down: say explicitly whose account it is
         .scalar_subquery()
-    )
-    again = snapshot.alias("again")
-    reached = (
-        select(func.min(again.c.taken_at))
-        .where(
-            again.c.account_id == account.c.id,
-            again.c.overall_xp == latest_xp,
-            again.c.taken_at < as_of,
-        )
-        .scalar_subquery()
-    )
-    query = select(account.c.id, reached.label("reached"), *columns).where(
+        .label(name)
+        for name, (condition, newest) in points.items()
+    ]
+    when = select(account.c.id.label("account_id"), *taken).where(
         account.c.platform == Platform.OSRS.value, account.c.external_id.is_not(None)
     )
     if account_ids is not None:
-        query = query.where(account.c.id.in_(account_ids))
+        when = when.where(account.c.id.in_(account_ids))
+    # computed once per account: inlined, every reference would seek its reading again
+    point = when.cte("point").prefix_with("MATERIALIZED")
+
+    def at(name: str, col: str) -> Any:
+        return (
+            select(s[col])
+            .where(s.account_id == point.c.account_id, s.taken_at == point.c[name])
+            .correlate(point)  # also when nested two levels down (in ``reached``)
+            .scalar_subquery()
+        )
+
+    readings = [at(name, col).label(f"{name}__{col}") for name in points for col in HEADLINE]
+    # when XP last changed: the first reading that had the latest XP total
+    again = snapshot.alias("again")
+    reached = (
+        select(again.c.taken_at)
+        .where(
+            again.c.account_id == point.c.account_id,
+            again.c.overall_xp == at("end", "overall_xp"),
+            again.c.taken_at < as_of,
+        )
+        .order_by(again.c.taken_at)
+        .limit(1)
+        .scalar_subquery()
+    )
+    query = select(
+        point.c.account_id.label("id"),
+        reached.label("reached"),
+        *[point.c[name].label(f"{name}__taken_at") for name in points],
+        *readings,
+    )
 
     found: dict[int, Progress] = {}
     for row in await conn.execute(query):
@@ -111,8 +130,8 @@ async def progress_by_account(
             continue  # no reading before as_of: nothing to say
         gains: dict[str, Gain | None] = {}
         for w in windows:
-            point = "first" if w not in points else w
-            start_at = values[f"{point}__taken_at"]
+            origin = "first" if w not in points else w
+            start_at = values[f"{origin}__taken_at"]
             gains[w] = (
                 None
                 if start_at is None
@@ -120,7 +139,7 @@ async def progress_by_account(
                     start_at,
                     end_at,
                     {
-                        col: value_gain(col, values[f"{point}__{col}"], values[f"end__{col}"])
+                        col: value_gain(col, values[f"{origin}__{col}"], values[f"end__{col}"])
                         for col in HEADLINE
                     },
                 )

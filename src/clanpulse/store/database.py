@@ -5,6 +5,12 @@ opens every transaction with ``BEGIN IMMEDIATE``: it takes the write lock up fro
 transaction never fails half-way with "database is locked", and readers, each in their
 own snapshot, never wait for it. PostgreSQL gets one pool; writes are still funnelled
 through one lock per process so both backends behave the same.
+
+Cold storage (``store/archive_schema.py``): :meth:`Database.read` sees raw messages and
+snapshots of the hot tables and the archive as one table; :meth:`Database.write` sees the
+hot tables. SQLite attaches the archive file to every connection once it exists, and its
+reader connections carry the union views; PostgreSQL keeps the archive in a schema of the
+same database, and a read transaction puts the union views first on its search_path.
 """
 
 from __future__ import annotations
@@ -12,17 +18,42 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, exc, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
+
+from clanpulse.store.archive_schema import (
+    ARCHIVE_SCHEMA,
+    ATTACHED_KEY,
+    HOT_TABLES,
+    UNION_SCHEMA,
+    sqlite_union_view,
+)
 
 SQLITE_READERS = 4
 # The writer waits this long for another process's write lock before giving up.
 SQLITE_WRITER_BUSY_MS = 30_000
 SQLITE_READER_BUSY_MS = 5_000
+# PostgreSQL: every write transaction holds this advisory lock shared, an archive batch holds
+# it exclusively, so no write (of any process) interleaves with a batch being moved.
+PG_ARCHIVE_LOCK = 727_275
+
+
+def sqlite_archive_path(url: str) -> Path | None:
+    """The archive file of a SQLite database (``<stem>-archive.db`` beside it); None for
+    PostgreSQL and for in-memory databases, which have none."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    database = parsed.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    main = Path(database)
+    return main.with_name(f"{main.stem}-archive.db")
 
 
 def _sqlite_engine(url: str, *, writer: bool) -> AsyncEngine:
@@ -33,6 +64,7 @@ def _sqlite_engine(url: str, *, writer: bool) -> AsyncEngine:
         max_overflow=0,
     )
     busy_ms = SQLITE_WRITER_BUSY_MS if writer else SQLITE_READER_BUSY_MS
+    archive = sqlite_archive_path(url)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _configure(dbapi_connection: Any, _record: Any) -> None:
@@ -48,10 +80,28 @@ def _sqlite_engine(url: str, *, writer: bool) -> AsyncEngine:
                 if str(cursor.fetchone()[0]).lower() != "wal":
                     cursor.execute("PRAGMA journal_mode = WAL")
                 cursor.execute("PRAGMA synchronous = NORMAL")
-            else:
+            # ATTACH and the TEMP VIEWs must come before query_only, which forbids them.
+            _record.info[ATTACHED_KEY] = archive is not None and archive.exists()
+            if _record.info[ATTACHED_KEY]:
+                cursor.execute(f"ATTACH DATABASE ? AS {ARCHIVE_SCHEMA}", (str(archive),))
+                cursor.execute(f"PRAGMA {ARCHIVE_SCHEMA}.busy_timeout = {busy_ms}")
+                if writer:
+                    cursor.execute(f"PRAGMA {ARCHIVE_SCHEMA}.synchronous = NORMAL")
+                else:
+                    for table in HOT_TABLES:
+                        cursor.execute(sqlite_union_view(table))
+            if not writer:
                 cursor.execute("PRAGMA query_only = ON")
         finally:
             cursor.close()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _archive_appeared(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        # The archive may have been created (by this process or another) after this
+        # connection opened: replace it with one that attaches the archive, or a report
+        # would miss the rows moved there. One stat() per checkout.
+        if archive is not None and not record.info.get(ATTACHED_KEY) and archive.exists():
+            raise exc.DisconnectionError("archive created since this connection opened")
 
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(connection: Any) -> None:
@@ -100,11 +150,15 @@ class Database:
         self._stopping = True
 
     @asynccontextmanager
-    async def write(self, *, bookkeeping: bool = False) -> AsyncIterator[AsyncConnection]:
+    async def write(
+        self, *, bookkeeping: bool = False, archiving: bool = False
+    ) -> AsyncIterator[AsyncConnection]:
         """One write transaction: commits when the block ends, rolls back on any error.
 
         ``bookkeeping`` writes (recording how a job ended) are still allowed once
-        :meth:`stop_writes` was called.
+        :meth:`stop_writes` was called. ``archiving`` is a batch of the archive move: on
+        PostgreSQL it waits until no other write transaction (of any process) is open, and
+        holds them off until it commits (SQLite's one writer lock does that already).
         """
         if self._stopping and not bookkeeping:
             raise ShutdownRequested("stopping: no new write transaction")
@@ -112,12 +166,26 @@ class Database:
             if self._stopping and not bookkeeping:
                 raise ShutdownRequested("stopping: no new write transaction")
             async with self.writer.begin() as conn:
+                if self.backend == "postgresql":
+                    # A write that checks the archive then writes hot (ingest's dedup, a
+                    # merge of accounts) must not interleave with a batch moving rows.
+                    lock = "pg_advisory_xact_lock" if archiving else "pg_advisory_xact_lock_shared"
+                    await conn.execute(text(f"SELECT {lock}({PG_ARCHIVE_LOCK})"))
                 yield conn
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A read-only snapshot."""
+        """A read-only snapshot, in which ``message`` and ``snapshot`` include archived rows."""
         async with self.reader.connect() as conn, conn.begin():
+            if self.backend == "postgresql":
+                # For this transaction only (is_local): the pool's connections also write,
+                # and schema introspection must keep seeing the tables themselves.
+                await conn.execute(
+                    text(
+                        f"SELECT set_config('search_path', '{UNION_SCHEMA}, '"
+                        " || current_setting('search_path'), true)"
+                    )
+                )
             yield conn
 
     async def close(self) -> None:

@@ -28,6 +28,7 @@ from clanpulse.records import (
     OsrsSpeaker,
     Platform,
 )
+from clanpulse.store.archive_schema import archived_message, has_archive
 from clanpulse.store.schema import (
     account,
     channel,
@@ -38,6 +39,9 @@ from clanpulse.store.schema import (
     message_rollup,
     utcnow,
 )
+
+# keys per archive lookup: well under both backends' limit on bound parameters
+KEY_CHUNK = 5_000
 
 
 @dataclass(slots=True)
@@ -280,7 +284,11 @@ async def _write_messages(
                 "reactions": msg.reactions,
             }
         )
-    inserted = (await conn.execute(_message_insert(conn.dialect.name), rows)).all()
+    archived = await _archived_ids(conn, channel_id, [item.message.id for item in items])
+    fresh = [r for r in rows if r["external_id"] not in archived]
+    inserted = (
+        (await conn.execute(_message_insert(conn.dialect.name), fresh)).all() if fresh else []
+    )
     counts.inserted = len(inserted)
     new_ids = {row.external_id for row in inserted}
 
@@ -291,21 +299,44 @@ async def _write_messages(
         if r["edited_at"] is not None and r["external_id"] not in new_ids
     ]
     if edits:
-        result = await conn.execute(
-            update(message)
-            .where(
-                and_(
-                    message.c.channel_id == bindparam("ch"),
-                    message.c.external_id == bindparam("xid"),
-                    or_(message.c.edited_at.is_(None), message.c.edited_at < bindparam("e")),
+        # an archived message takes its edit where it is (archive_cold keeps both copies
+        # equal while one is in both places)
+        for table in (message, archived_message) if has_archive(conn) else (message,):
+            result = await conn.execute(
+                update(table)
+                .where(
+                    and_(
+                        table.c.channel_id == bindparam("ch"),
+                        table.c.external_id == bindparam("xid"),
+                        or_(table.c.edited_at.is_(None), table.c.edited_at < bindparam("e")),
+                    )
                 )
+                .values(edited_at=bindparam("e"), content=bindparam("c")),
+                edits,
             )
-            .values(edited_at=bindparam("e"), content=bindparam("c")),
-            edits,
-        )
-        counts.edited = max(result.rowcount, 0)
+            counts.edited += max(result.rowcount, 0)
 
     await _add_to_rollup(conn, channel_id, inserted, counts)
+
+
+async def _archived_ids(
+    conn: AsyncConnection, channel_id: int, external_ids: list[int]
+) -> set[int]:
+    """Which of these messages are in the archive: a re-import must not put them back in hot
+    (the hot table's unique key cannot see them there)."""
+    if not has_archive(conn) or not external_ids:
+        return set()
+    cold = archived_message.c
+    found: set[int] = set()
+    for start in range(0, len(external_ids), KEY_CHUNK):
+        rows = await conn.execute(
+            select(cold.external_id).where(
+                cold.channel_id == channel_id,
+                cold.external_id.in_(external_ids[start : start + KEY_CHUNK]),
+            )
+        )
+        found.update(row[0] for row in rows)
+    return found
 
 
 @cache

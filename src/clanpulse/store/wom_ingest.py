@@ -15,13 +15,14 @@ from functools import cache
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clanpulse.identity import merge_accounts
 from clanpulse.names import normalize_osrs_name
 from clanpulse.records import GroupEvent, GroupMembership, NameChange, Platform, Snapshot, WomPlayer
-from clanpulse.store.ingest import insert_for
+from clanpulse.store.archive_schema import archived_snapshot, has_archive
+from clanpulse.store.ingest import KEY_CHUNK, insert_for
 from clanpulse.store.schema import account, group_event, member, name_change, snapshot, utcnow
 
 OSRS = Platform.OSRS.value
@@ -189,10 +190,17 @@ async def sync_roster(
 
 
 async def latest_snapshot_times(conn: AsyncConnection) -> dict[int, datetime]:
-    """Account id -> newest stored reading, one index seek per player (never a table scan)."""
+    """Account id -> newest stored reading, one index seek per player (never a table scan).
+
+    Read it on a reader connection: only there does ``snapshot`` include archived readings.
+    (``ORDER BY ... LIMIT 1``, not ``max()``: SQLite seeks through the hot + archive view
+    only for the former; see ``store/archive_schema.py``.)
+    """
     newest = (
-        select(func.max(snapshot.c.taken_at))
+        select(snapshot.c.taken_at)
         .where(snapshot.c.account_id == account.c.id)
+        .order_by(snapshot.c.taken_at.desc())
+        .limit(1)
         .scalar_subquery()
     )
     rows = await conn.execute(
@@ -218,6 +226,19 @@ async def store_snapshots(
         }
         for s in snapshots
     ]
+    if has_archive(conn) and rows:
+        # a re-harvested reading that was archived must not come back into hot
+        cold = archived_snapshot.c
+        archived: set[datetime] = set()
+        for start in range(0, len(rows), KEY_CHUNK):
+            found = await conn.execute(
+                select(cold.taken_at).where(
+                    cold.account_id == account_id,
+                    cold.taken_at.in_([r["taken_at"] for r in rows[start : start + KEY_CHUNK]]),
+                )
+            )
+            archived.update(row[0] for row in found)
+        rows = [r for r in rows if r["taken_at"] not in archived]
     if not rows:
         return 0
     result = await conn.execute(_snapshot_insert(conn.dialect.name), rows)
