@@ -8,14 +8,13 @@ ops.archive``) to twin tables of the same name in a schema called ``archive``:
 - PostgreSQL: a schema ``archive`` in the same database (migration 0004).
 
 **Readers see one table.** Every read transaction (``Database.read``) resolves the
-unqualified names ``message`` and ``snapshot`` to a view that is hot UNION ALL archive, so every report, and
-any report written later, counts archived rows without knowing they moved. SQLite: TEMP
-VIEWs made when a reader connection opens (a temp name wins over main's). PostgreSQL:
-views in a schema ``archive_union`` that every read transaction puts first on its
-``search_path``.
-The writer (``Database.write``) sees the hot tables only: ingest inserts and updates them by
-their plain names, and the few writes that must reach archived rows (ingest dedup and
-edits, merging accounts) name the archive twins below explicitly.
+unqualified names ``message`` and ``snapshot`` to a view that is hot UNION ALL archive, so
+every report, and any report written later, counts archived rows without knowing they
+moved. SQLite: TEMP VIEWs made when a reader connection opens (a temp name wins over
+main's). PostgreSQL: views in a schema ``archive_union`` that every read transaction puts
+first on its ``search_path``. The writer (``Database.write``) sees the hot tables only:
+ingest inserts and updates them by their plain names, and the few writes that must reach
+archived rows (ingest dedup and edits, merging accounts) name the archive twins below.
 
 **Why SQLite's view hides rows that are in both places.** SQLite commits the two files of a
 transaction one after the other (WAL makes multi-file commits non-atomic), so a batch is
