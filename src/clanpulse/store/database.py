@@ -150,6 +150,14 @@ class Database:
         self._stopping = True
 
     @asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[None]:
+        """Hold the writer's turn without a transaction: no write of this process is in
+        flight or can start while the block runs (for statements that cannot run inside a
+        transaction, and for cancelling work only between transactions)."""
+        async with self._write_lock:
+            yield
+
+    @asynccontextmanager
     async def write(
         self, *, bookkeeping: bool = False, archiving: bool = False
     ) -> AsyncIterator[AsyncConnection]:
