@@ -31,7 +31,6 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, case, func, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.sql.selectable import ScalarSelect
 
 from clanpulse.analytics.wom_gains import value_gain
 from clanpulse.records import Platform
@@ -161,33 +160,48 @@ async def _xp_per_day(
     s = snapshot.c
     in_window = and_(s.account_id == account.c.id, s.taken_at >= cuts[0])
 
-    def latest_before(moment: datetime) -> ScalarSelect[Any]:
+    def taken(condition: ColumnElement[bool], newest: bool, name: str) -> Any:
         return (
-            select(s.overall_xp)
-            .where(in_window, s.taken_at < moment)
-            .order_by(s.taken_at.desc())
+            select(s.taken_at)
+            .where(condition)
+            .order_by(s.taken_at.desc() if newest else s.taken_at.asc())
             .limit(1)
             .scalar_subquery()
+            .label(name)
         )
 
-    first = (
-        select(s.overall_xp)
-        .where(in_window, s.taken_at < cuts[-1])
-        .order_by(s.taken_at.asc())
-        .limit(1)
-        .scalar_subquery()
-    )
-    # the reading before each day's end; before the first day's start there is none in the
-    # window by definition, so the first reading is where the window starts
-    readings = [latest_before(cut).label(f"k{i}") for i, cut in enumerate(cuts[1:], 1)]
-    rows = await conn.execute(
-        select(first.label("first"), *readings)
+    # First *when* each reading was taken (the first in the window; the latest before each
+    # day's end), then the XP at exactly those keys: the two steps let SQLite seek through
+    # the view of hot and archived snapshots as well (see analytics/gains.py).
+    names = ["first", *(f"k{i}" for i in range(1, len(cuts)))]
+    when = (
+        select(
+            taken(and_(in_window, s.taken_at < cuts[-1]), False, "first"),
+            *(
+                taken(and_(in_window, s.taken_at < cut), True, f"k{i}")
+                for i, cut in enumerate(cuts[1:], 1)
+            ),
+            account.c.id.label("account_id"),
+        )
         .select_from(account.join(member, member.c.id == account.c.member_id))
         .where(
             account.c.platform == Platform.OSRS.value,
             account.c.external_id.is_not(None),
             visible,
         )
+    )
+    point = when.cte("point").prefix_with("MATERIALIZED")
+    rows = await conn.execute(
+        select(
+            *(
+                select(s.overall_xp)
+                .where(s.account_id == point.c.account_id, s.taken_at == point.c[name])
+                .correlate(point)
+                .scalar_subquery()
+                .label(name)
+                for name in names
+            )
+        ).select_from(point)
     )
     totals: list[int | None] = [None] * (len(cuts) - 1)
     for row in rows:
