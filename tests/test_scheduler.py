@@ -117,10 +117,20 @@ async def test_hours_of_compressed_schedule_leave_a_correct_history_and_exact_da
     tmp_path: Path,
 ) -> None:
     # Monday 03:30 to 12:00 (UTC): the daily backup (04:00) and the weekly report (Monday
-    # 09:00) fall inside
+    # 09:00) fall inside; until 06:30 Discord refuses the bot token (rotated, then restored)
     settings = service_settings(discord, wom, db_url, backup_dir=str(tmp_path / "backups"))
     clock = ScaledClock(datetime(2026, 3, 30, 3, 30, tzinfo=UTC), scale=2400)
+    token = discord.config.token
+    discord.config.token = "rotated"
+
+    async def restore_token() -> None:
+        while clock.now() < datetime(2026, 3, 30, 6, 30, tzinfo=UTC):  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+        discord.config.token = token
+
+    restoring = asyncio.create_task(restore_token())
     await run_until(settings, clock, datetime(2026, 3, 30, 12, 0, tzinfo=UTC))
+    await restoring
 
     runs = await runs_by_job(db_url)
     assert set(runs) == {"harvest-discord", "harvest-wom", "backup", "report", "watchdog"}
@@ -128,22 +138,33 @@ async def test_hours_of_compressed_schedule_leave_a_correct_history_and_exact_da
         # never two runs of one job at a time, and every run ran to its end
         for earlier, later in itertools.pairwise(history):
             assert earlier.finished_at is not None and later.started_at >= earlier.finished_at, job
-        assert all(r.status == "ok" for r in history), [(job, r.status, r.error) for r in history]
+    for job in ("harvest-wom", "backup", "report", "watchdog"):
+        assert all(r.status == "ok" for r in runs[job]), [(r.status, r.error) for r in runs[job]]
     # 8.5 hours of schedule: hourly harvests, a watchdog every 10 minutes (a run still going
     # when the next fire comes makes that fire skip, so a slow machine sees fewer)
-    assert 2 <= len(runs["harvest-discord"]) <= 10
+    assert 4 <= len(runs["harvest-discord"]) <= 10
     assert 2 <= len(runs["harvest-wom"]) <= 10
     assert 10 <= len(runs["watchdog"]) <= 52
-    # the first Discord harvest fetched everything; later ones found nothing new
-    assert runs["harvest-discord"][0].items > 0
-    assert all(r.items == 0 for r in runs["harvest-discord"][1:])
+
+    # Discord failed while the token was refused, then the first good run fetched everything
+    outcomes = [r.status for r in runs["harvest-discord"]]
+    first_ok = outcomes.index("ok")
+    assert first_ok >= 3 and set(outcomes[:first_ok]) == {"failed"}
+    assert set(outcomes[first_ok:]) == {"ok"}
+    assert "401" in (runs["harvest-discord"][0].error or "")
+    assert runs["harvest-discord"][first_ok].items > 0
+    assert all(r.items == 0 for r in runs["harvest-discord"][first_ok + 1 :])
+    # ... which made exactly one alert and one recovery
+    titles = [p.payload["embeds"][0]["title"].replace("\\", "") for p in discord.webhook_posts]
+    alerts = [t for t in titles if "harvest-discord" in t]
+    assert alerts == ["harvest-discord: failing", "Recovered: harvest-discord: failing"]
 
     # the weekly report went out once, at Monday 09:00
     (report,) = runs["report"]
     assert report.status == "ok", report
     assert datetime(2026, 3, 30, 9, 0, tzinfo=UTC) <= report.started_at
     assert report.started_at < datetime(2026, 3, 30, 10, 0, tzinfo=UTC)
-    assert report.items == len(discord.webhook_posts) >= 1
+    assert report.items == len(discord.webhook_posts) - len(alerts) >= 1
     # the daily backup ran once, at 04:00 (on PostgreSQL it is skipped: pg_dump's job)
     (backup,) = runs["backup"]
     assert backup.status == "ok"
