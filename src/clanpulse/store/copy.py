@@ -96,6 +96,7 @@ async def _snapshot(db: Database) -> AsyncIterator[AsyncConnection]:
             isolation_level="REPEATABLE READ", postgresql_readonly=True
         )
         async with snap.begin():
+            await db.see_archive(snap)  # archived rows are copied too
             yield snap
 
 

@@ -185,16 +185,24 @@ class Database:
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A read-only snapshot, in which ``message`` and ``snapshot`` include archived rows."""
         async with self.reader.connect() as conn, conn.begin():
-            if self.backend == "postgresql":
-                # For this transaction only (is_local): the pool's connections also write,
-                # and schema introspection must keep seeing the tables themselves.
-                await conn.execute(
-                    text(
-                        f"SELECT set_config('search_path', '{UNION_SCHEMA}, '"
-                        " || current_setting('search_path'), true)"
-                    )
-                )
+            await self.see_archive(conn)
             yield conn
+
+    async def see_archive(self, conn: AsyncConnection) -> None:
+        """Make ``message`` and ``snapshot`` include archived rows in this read transaction.
+
+        SQLite readers always do (their connections carry the views); on PostgreSQL the
+        union views go first on the search path, for this transaction only (is_local): the
+        pool's connections also write, and schema introspection must keep seeing the
+        tables themselves.
+        """
+        if self.backend == "postgresql":
+            await conn.execute(
+                text(
+                    f"SELECT set_config('search_path', '{UNION_SCHEMA}, '"
+                    " || current_setting('search_path'), true)"
+                )
+            )
 
     async def close(self) -> None:
         await self.writer.dispose()
