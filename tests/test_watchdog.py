@@ -191,3 +191,32 @@ def test_the_watchdog_and_status_commands(tmp_path: Any, fake: FakeDiscordServer
     assert table.exit_code == 0
     assert "harvest-discord" in table.output and "failed (2 in a row)" in table.output
     assert "open alert: harvest-discord: failing" in table.output
+
+
+async def test_maintenance_forgets_job_history_older_than_it_keeps(db: Database) -> None:
+    from sqlalchemy import func, insert
+
+    from clanpulse.ops.maintenance import HISTORY_KEPT, maintain
+    from clanpulse.store.schema import job_run
+
+    now = datetime(2027, 6, 1, tzinfo=UTC)
+    old, recent = now - HISTORY_KEPT - timedelta(days=1), now - timedelta(days=3)
+    async with db.write() as conn:
+        for started, status in [(old, "ok"), (old, "failed"), (recent, "ok"), (old, "running")]:
+            await conn.execute(
+                insert(job_run).values(job="watchdog", started_at=started, status=status)
+            )
+        await conn.execute(
+            insert(alert).values(key="stale:x", message="x", opened_at=old, closed_at=old)
+        )
+        await conn.execute(insert(alert).values(key="stale:y", message="y", opened_at=old))
+    settings = Settings(database_url=db.url)
+    report = await maintain(db, settings, backup=False, archive=True, optimize=False, now=now)
+    assert not report.errors
+    assert any("forgot 3 job runs and closed alerts" in m for s in report.steps for m in s.messages)
+    async with db.read() as conn:
+        left = (await conn.execute(select(job_run.c.started_at, job_run.c.status))).all()
+        alerts_left = (await conn.execute(select(alert.c.key))).scalars().all()
+        assert (await conn.execute(select(func.count()).select_from(job_run))).scalar_one() == 2
+    assert sorted(status for _, status in left) == ["ok", "running"]
+    assert alerts_left == ["stale:y"]  # an open incident is never forgotten

@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clanpulse.ops.archive import ArchiveReport
 from clanpulse.ops.backup import BackupResult, backup_database, sqlite_path
+from clanpulse.ops.runs import forget_old_history
 from clanpulse.settings import Settings
 from clanpulse.store.database import SQLITE_WRITER_BUSY_MS, Database
 from clanpulse.store.schema import metadata
@@ -39,6 +40,10 @@ from clanpulse.store.schema import metadata
 VACUUM_FREE_RATIO = 0.25
 # how many duplicated keys of one kind are named in the report
 DUPLICATE_EXAMPLES = 3
+
+
+# job runs and closed alerts are kept this long (the history, not the data)
+HISTORY_KEPT = timedelta(days=400)
 
 
 @dataclass(slots=True)
@@ -127,6 +132,11 @@ async def maintain(
             step.messages.append("skipped: the backup failed")
         else:
             await _archive(db, settings, now, report, step)
+        forgotten = await forget_old_history(db, now - HISTORY_KEPT)
+        if forgotten:
+            step.messages.append(
+                f"forgot {forgotten} job runs and closed alerts older than {HISTORY_KEPT.days} days"
+            )
         report.steps.append(step)
     if optimize:
         step = StepReport("optimize")

@@ -161,3 +161,23 @@ async def recent_runs(conn: AsyncConnection, limit: int = 50) -> list[dict[str, 
     """The newest runs of every job, newest first."""
     rows = await conn.execute(select(job_run).order_by(job_run.c.id.desc()).limit(limit))
     return [dict(row._mapping) for row in rows]
+
+
+async def forget_old_history(db: Database, before: datetime) -> int:
+    """Delete finished job runs and closed incidents from before ``before``.
+
+    The watchdog alone records some 50 000 runs a year: history is kept for reading back
+    (``clanpulse status``, the dashboard), not forever.
+    """
+    from sqlalchemy import delete
+
+    from clanpulse.store.schema import alert
+
+    async with db.write() as conn:
+        runs = await conn.execute(
+            delete(job_run).where(job_run.c.started_at < before, job_run.c.status != RUNNING)
+        )
+        alerts = await conn.execute(
+            delete(alert).where(alert.c.closed_at.is_not(None), alert.c.closed_at < before)
+        )
+    return int(runs.rowcount or 0) + int(alerts.rowcount or 0)
