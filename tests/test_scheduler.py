@@ -306,3 +306,29 @@ def _wait_for_messages(url: str, proc: subprocess.Popen[str], timeout: float = 3
             pass
         time.sleep(0.1)
     return False
+
+
+async def test_a_second_scheduler_on_the_same_database_is_refused(
+    db_url: str, discord: FakeDiscordServer
+) -> None:
+    from clanpulse.ops.scheduler import AlreadyRunning
+
+    settings = service_settings(
+        discord, None, db_url, schedule_harvest_discord=OFF, schedule_watchdog=OFF
+    )
+    stop = asyncio.Event()
+    refused: list[str] = []
+
+    async def start_another(_service: Service) -> None:
+        try:
+            await run_service(settings, stop=asyncio.Event())
+        except AlreadyRunning as exc:
+            refused.append(str(exc))
+        stop.set()
+
+    await run_service(settings, stop=stop, on_started=start_another)
+    assert refused and "another clanpulse run is already using" in refused[0]
+    # the lock went with the first one: a new scheduler starts
+    again = asyncio.Event()
+    again.set()
+    await run_service(settings, stop=again)

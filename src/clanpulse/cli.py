@@ -278,12 +278,15 @@ def run_cmd(ctx: click.Context, time_scale: float) -> None:
     Runs missed while it was down are made up once when it starts.
     """
     from clanpulse.ops.clock import Clock, ScaledClock
-    from clanpulse.ops.scheduler import run_service
+    from clanpulse.ops.scheduler import AlreadyRunning, run_service
     from clanpulse.store.schema import utcnow
 
     settings = settings_from(ctx)
     clock = Clock() if time_scale == 1 else ScaledClock(utcnow(), time_scale)
-    run(run_service(settings, clock=clock))
+    try:
+        run(run_service(settings, clock=clock))
+    except AlreadyRunning as exc:
+        fail(str(exc), 1)
     stderr.print("stopped", highlight=False)
 
 

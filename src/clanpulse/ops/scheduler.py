@@ -18,16 +18,20 @@ the cron triggers fire at the real moments matching their virtual times.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta, tzinfo
+from pathlib import Path
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.engine import make_url
 
 from clanpulse.ops.clock import Clock
 from clanpulse.ops.jobs import JOBS, JobContext, JobSpec, why_disabled
@@ -179,6 +183,45 @@ class Service:
         await asyncio.wait(pending, timeout=2)
 
 
+class AlreadyRunning(Exception):
+    """Another ``clanpulse run`` already serves this database."""
+
+
+# PostgreSQL advisory lock key of ``clanpulse run`` (any constant unique to the project)
+PG_RUN_LOCK = 0x636C_616E_7275_6E  # "clanrun"
+
+
+@asynccontextmanager
+async def only_instance(db: Database) -> AsyncIterator[None]:
+    """Hold, for as long as the block runs, the right to be the one scheduler of ``db``.
+
+    Two schedulers on one database would do every job twice: harmless to the data (every
+    job is idempotent) but wasteful, and their watchdogs would race to announce the same
+    incident. SQLite: an exclusive lock on a file beside the database; PostgreSQL: a
+    session advisory lock on a connection kept open meanwhile. Both vanish with the
+    process, however it ends.
+    """
+    busy = AlreadyRunning(f"another clanpulse run is already using {db.display_url}")
+    if db.backend == "sqlite":
+        path = Path(str(make_url(db.url).database) + ".run.lock")
+        with path.open("a") as handle:  # noqa: ASYNC230 (a tiny local file, once)
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise busy from None
+            yield
+        return
+    async with db.writer.connect() as conn:
+        auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        got = (await auto.execute(text(f"SELECT pg_try_advisory_lock({PG_RUN_LOCK})"))).scalar()
+        if not got:
+            raise busy
+        try:
+            yield
+        finally:
+            await auto.execute(text(f"SELECT pg_advisory_unlock({PG_RUN_LOCK})"))
+
+
 async def run_service(
     settings: Settings,
     *,
@@ -193,7 +236,7 @@ async def run_service(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     try:
-        async with open_database(settings.database_url) as db:
+        async with open_database(settings.database_url) as db, only_instance(db):
             service = Service(db, settings, clock)
             await service.start()
             names = ", ".join(spec.name for spec in service.enabled) or "none"
