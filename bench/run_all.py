@@ -4,7 +4,9 @@
   about 7 minutes;
 * ``bench/clan_report.py``: the clan and activity reports on 500 members x 2 years of hourly
   readings + 1 M messages; the first run builds the database (~12 minutes, cached under
-  ``bench/.cache/``), later runs only measure (a minute or two).
+  ``bench/.cache/``), later runs only measure (a minute or two);
+* ``bench/soak.py``: ``clanpulse run`` for 21 days of schedule at 3600x, its memory sampled
+  (about 9 minutes).
 
 ``--quick`` runs smaller variants (no API-key runs; a 100-member, 90-day database) for a
 smoke test in a few minutes; their figures do not answer the goals. Each benchmark is
@@ -25,6 +27,7 @@ BENCH = Path(__file__).resolve().parent
 FULL: list[tuple[str, list[str], float]] = [
     ("wom_harvest.py", [], 30 * 60),
     ("clan_report.py", [], 75 * 60),
+    ("soak.py", [], 20 * 60),
 ]
 QUICK: list[tuple[str, list[str], float]] = [
     ("wom_harvest.py", ["--skip-key", "--members", "200"], 15 * 60),
@@ -33,6 +36,7 @@ QUICK: list[tuple[str, list[str], float]] = [
         ["--members", "100", "--days", "90", "--messages", "100000", "--runs", "3"],
         20 * 60,
     ),
+    ("soak.py", ["--days", "3"], 5 * 60),
 ]
 
 

@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--days", type=float, default=21, help="virtual days to run")
     p.add_argument("--scale", type=float, default=3600, help="virtual seconds per real second")
     p.add_argument("--members", type=int, default=80)
-    p.add_argument("--messages-per-hour", type=float, default=120, help="virtual hour")
+    p.add_argument("--messages-per-hour", type=float, default=40, help="virtual hour")
     p.add_argument("--sample", type=float, default=2.0, help="real seconds between samples")
     p.add_argument("--output", type=Path, default=RESULTS)
     args = p.parse_args(argv)
