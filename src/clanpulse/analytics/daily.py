@@ -25,13 +25,13 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import pairwise
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, case, func, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
+from clanpulse.analytics.gains import reading_time
 from clanpulse.analytics.wom_gains import value_gain
 from clanpulse.records import Platform
 from clanpulse.store.schema import account, member, message, message_rollup, snapshot
@@ -160,25 +160,15 @@ async def _xp_per_day(
     s = snapshot.c
     in_window = and_(s.account_id == account.c.id, s.taken_at >= cuts[0])
 
-    def taken(condition: ColumnElement[bool], newest: bool, name: str) -> Any:
-        return (
-            select(s.taken_at)
-            .where(condition)
-            .order_by(s.taken_at.desc() if newest else s.taken_at.asc())
-            .limit(1)
-            .scalar_subquery()
-            .label(name)
-        )
-
     # First *when* each reading was taken (the first in the window; the latest before each
     # day's end), then the XP at exactly those keys: the two steps let SQLite seek through
     # the view of hot and archived snapshots as well (see analytics/gains.py).
     names = ["first", *(f"k{i}" for i in range(1, len(cuts)))]
     when = (
         select(
-            taken(and_(in_window, s.taken_at < cuts[-1]), False, "first"),
+            reading_time(and_(in_window, s.taken_at < cuts[-1]), newest=False).label("first"),
             *(
-                taken(and_(in_window, s.taken_at < cut), True, f"k{i}")
+                reading_time(and_(in_window, s.taken_at < cut), newest=True).label(f"k{i}")
                 for i, cut in enumerate(cuts[1:], 1)
             ),
             account.c.id.label("account_id"),

@@ -15,6 +15,8 @@ from typing import Any, get_args
 
 from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import ScalarSelect
 
 from clanpulse.analytics.wom_gains import HeadlineColumn, MetricGain, metric_gains, value_gain
 from clanpulse.records import Platform
@@ -54,6 +56,19 @@ def _bounds(as_of: datetime, windows: Iterable[str]) -> dict[str, datetime | Non
     }
 
 
+def reading_time(condition: ColumnElement[bool], *, newest: bool) -> ScalarSelect[Any]:
+    """When the newest (or the oldest) snapshot matching ``condition`` was taken: one seek
+    on the primary key ``(account_id, taken_at)`` when ``condition`` fixes the account."""
+    s = snapshot.c
+    return (
+        select(s.taken_at)
+        .where(condition)
+        .order_by(s.taken_at.desc() if newest else s.taken_at.asc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
 async def progress_by_account(
     conn: AsyncConnection,
     as_of: datetime,
@@ -77,12 +92,7 @@ async def progress_by_account(
         if start is not None:
             points[w] = (and_(before, s.taken_at >= start), False)
     taken = [
-        select(s.taken_at)
-        .where(condition)
-        .order_by(s.taken_at.desc() if newest else s.taken_at.asc())
-        .limit(1)
-        .scalar_subquery()
-        .label(name)
+        reading_time(condition, newest=newest).label(name)
         for name, (condition, newest) in points.items()
     ]
     when = select(account.c.id.label("account_id"), *taken).where(
