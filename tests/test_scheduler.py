@@ -31,7 +31,6 @@ from clanpulse.ops.scheduler import Service, missed_fire, run_service
 from clanpulse.settings import Settings
 from clanpulse.store.database import Database, open_database
 from clanpulse.store.schema import job_run, message, snapshot
-from tests.conftest import sqlite_url
 from tests.harvest_support import (
     env_for,
     readable_channels,
@@ -182,9 +181,9 @@ async def test_hours_of_compressed_schedule_leave_a_correct_history_and_exact_da
 
 
 async def test_a_report_missed_while_down_is_made_up_once(
-    tmp_path: Path, discord: FakeDiscordServer
+    db_url: str, discord: FakeDiscordServer
 ) -> None:
-    url = sqlite_url(tmp_path / "c.db")
+    url = db_url
     settings = service_settings(
         discord,
         None,
