@@ -163,6 +163,14 @@ message_rollup = Table(
     Column("messages", Integer, nullable=False),
     Column("last_sent_at", UTCDateTime(), nullable=False),
     PrimaryKeyConstraint("day", "account_id", "channel_id"),
+    # the per-account sums of every report, read from the index alone, already grouped
+    Index(
+        "ix_message_rollup_account_id_day_messages_last_sent_at",
+        "account_id",
+        "day",
+        "messages",
+        "last_sent_at",
+    ),
 )
 
 # Wise Old Man snapshots: one hiscores reading per player and WOM createdAt. The headline
