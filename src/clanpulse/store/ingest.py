@@ -15,7 +15,7 @@ from datetime import date, datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, func, or_, select, update
+from sqlalchemy import Column, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -284,7 +284,10 @@ async def _write_messages(
                 "reactions": msg.reactions,
             }
         )
-    archived = await _archived_ids(conn, channel_id, [item.message.id for item in items])
+    cold = archived_message.c
+    archived = await archived_keys(
+        conn, cold.channel_id, channel_id, cold.external_id, [item.message.id for item in items]
+    )
     fresh = [r for r in rows if r["external_id"] not in archived]
     inserted = (
         (await conn.execute(_message_insert(conn.dialect.name), fresh)).all() if fresh else []
@@ -319,21 +322,18 @@ async def _write_messages(
     await _add_to_rollup(conn, channel_id, inserted, counts)
 
 
-async def _archived_ids(
-    conn: AsyncConnection, channel_id: int, external_ids: list[int]
-) -> set[int]:
-    """Which of these messages are in the archive: a re-import must not put them back in hot
-    (the hot table's unique key cannot see them there)."""
-    if not has_archive(conn) or not external_ids:
+async def archived_keys(
+    conn: AsyncConnection, owner: Column[Any], owner_id: int, key: Column[Any], values: list[Any]
+) -> set[Any]:
+    """Which of ``values`` of an archive twin's ``key`` column (rows of ``owner_id``) are in
+    the archive: a re-import or re-harvest must not put them back in hot (the hot table's
+    unique key cannot see them there)."""
+    if not has_archive(conn) or not values:
         return set()
-    cold = archived_message.c
-    found: set[int] = set()
-    for start in range(0, len(external_ids), KEY_CHUNK):
+    found: set[Any] = set()
+    for start in range(0, len(values), KEY_CHUNK):
         rows = await conn.execute(
-            select(cold.external_id).where(
-                cold.channel_id == channel_id,
-                cold.external_id.in_(external_ids[start : start + KEY_CHUNK]),
-            )
+            select(key).where(owner == owner_id, key.in_(values[start : start + KEY_CHUNK]))
         )
         found.update(row[0] for row in rows)
     return found

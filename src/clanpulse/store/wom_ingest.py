@@ -21,8 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from clanpulse.identity import merge_accounts
 from clanpulse.names import normalize_osrs_name
 from clanpulse.records import GroupEvent, GroupMembership, NameChange, Platform, Snapshot, WomPlayer
-from clanpulse.store.archive_schema import archived_snapshot, has_archive
-from clanpulse.store.ingest import KEY_CHUNK, insert_for
+from clanpulse.store.archive_schema import archived_snapshot
+from clanpulse.store.ingest import archived_keys, insert_for
 from clanpulse.store.schema import account, group_event, member, name_change, snapshot, utcnow
 
 OSRS = Platform.OSRS.value
@@ -226,19 +226,11 @@ async def store_snapshots(
         }
         for s in snapshots
     ]
-    if has_archive(conn) and rows:
-        # a re-harvested reading that was archived must not come back into hot
-        cold = archived_snapshot.c
-        archived: set[datetime] = set()
-        for start in range(0, len(rows), KEY_CHUNK):
-            found = await conn.execute(
-                select(cold.taken_at).where(
-                    cold.account_id == account_id,
-                    cold.taken_at.in_([r["taken_at"] for r in rows[start : start + KEY_CHUNK]]),
-                )
-            )
-            archived.update(row[0] for row in found)
-        rows = [r for r in rows if r["taken_at"] not in archived]
+    cold = archived_snapshot.c
+    archived = await archived_keys(
+        conn, cold.account_id, account_id, cold.taken_at, [r["taken_at"] for r in rows]
+    )
+    rows = [r for r in rows if r["taken_at"] not in archived]
     if not rows:
         return 0
     result = await conn.execute(_snapshot_insert(conn.dialect.name), rows)
