@@ -18,7 +18,15 @@ from zoneinfo import ZoneInfo
 import pytest
 from PIL import Image
 
-from clanpulse.analytics.clan import ClanReport, ClanRow, ClanSummary, Ranked, Rename, RosterChange
+from clanpulse.analytics.clan import (
+    XP_WINDOWS,
+    ClanReport,
+    ClanRow,
+    ClanSummary,
+    Ranked,
+    Rename,
+    RosterChange,
+)
 from clanpulse.analytics.daily import DayTotals
 from clanpulse.demo.community import generate_community
 from clanpulse.demo.fake_discord import FakeDiscordConfig, FakeDiscordServer
@@ -110,9 +118,9 @@ def row(i: int, name: str, messages: int, xp: int | None, status: str = "active"
         joined_at=REPORT_AS_OF - timedelta(days=400),
         messages={"7d": messages, "30d": messages * 4, "90d": messages * 9, "all": messages * 20},
         xp={"7d": xp, "30d": None if xp is None else xp * 4, "90d": None, "365d": None},
-        ehp_30d=None,
-        ehb_30d=None,
-        boss_kills_30d=None,
+        ehp=dict.fromkeys(XP_WINDOWS),
+        ehb=dict.fromkeys(XP_WINDOWS),
+        boss_kills=dict.fromkeys(XP_WINDOWS),
         last_message_at=None,
         last_xp_change_at=None,
         status=status,

@@ -15,14 +15,13 @@ import pytest
 
 from clanpulse.demo.fake_wom import FakeWomConfig, FakeWomServer, parse_period
 from clanpulse.demo.wom_data import (
-    METRICS,
-    SKILLS,
     WomGroup,
     compute_gained,
     generate_wom_group,
     parse_wom_time,
     wom_iso,
 )
+from clanpulse.wom_metrics import METRICS, SKILLS
 from tests.samples import sample
 
 END = datetime(2026, 3, 29, tzinfo=UTC)

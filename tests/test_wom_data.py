@@ -13,9 +13,6 @@ from typing import Any
 import pytest
 
 from clanpulse.demo.wom_data import (
-    ACTIVITIES,
-    BOSSES,
-    SKILLS,
     WomGroup,
     compute_gained,
     generate_wom_group,
@@ -26,6 +23,7 @@ from clanpulse.demo.wom_data import (
     xp_for_level,
 )
 from clanpulse.names import is_valid_osrs_name, normalize_osrs_name
+from clanpulse.wom_metrics import ACTIVITIES, BOSSES, SKILLS
 from tests.samples import sample
 
 END = datetime(2026, 3, 29, tzinfo=UTC)

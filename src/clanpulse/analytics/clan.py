@@ -34,12 +34,25 @@ class ClanRow:
     joined_at: datetime | None
     messages: dict[str, int]
     xp: dict[str, int | None]  # None: no snapshot in the window
-    ehp_30d: float | None
-    ehb_30d: float | None
-    boss_kills_30d: int | None
+    ehp: dict[str, float | None]  # per XP window, like xp
+    ehb: dict[str, float | None]
+    boss_kills: dict[str, int | None]
     last_message_at: datetime | None
     last_xp_change_at: datetime | None
     status: str  # new | active | inactive
+    seat_account_ids: tuple[int, ...] = ()  # the in-game accounts counted (current seats)
+
+    @property
+    def ehp_30d(self) -> float | None:
+        return self.ehp["30d"]
+
+    @property
+    def ehb_30d(self) -> float | None:
+        return self.ehb["30d"]
+
+    @property
+    def boss_kills_30d(self) -> int | None:
+        return self.boss_kills["30d"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,8 +136,9 @@ def _row(
         found = [p.gains[window] for p in mine]
         return _sum([g.values[column] if g is not None else None for g in found])
 
-    xp = {w: gained(w, "overall_xp") for w in XP_WINDOWS}
-    kills = gained("30d", "boss_kills")
+    def whole(value: float | None) -> int | None:
+        return None if value is None else int(value)
+
     last_msg = max((last_message[a] for a in ids if a in last_message), default=None)
     last_xp = max((p.last_xp_change for p in mine if p.last_xp_change), default=None)
     joined = senior.joined_at if senior else None
@@ -141,13 +155,14 @@ def _row(
         role=senior.role if senior else None,
         joined_at=joined,
         messages={w: sum(counts[a][w] for a in ids) for w in MESSAGE_WINDOWS},
-        xp={w: None if v is None else int(v) for w, v in xp.items()},
-        ehp_30d=gained("30d", "ehp"),
-        ehb_30d=gained("30d", "ehb"),
-        boss_kills_30d=None if kills is None else int(kills),
+        xp={w: whole(gained(w, "overall_xp")) for w in XP_WINDOWS},
+        ehp={w: gained(w, "ehp") for w in XP_WINDOWS},
+        ehb={w: gained(w, "ehb") for w in XP_WINDOWS},
+        boss_kills={w: whole(gained(w, "boss_kills")) for w in XP_WINDOWS},
         last_message_at=last_msg,
         last_xp_change_at=last_xp,
         status=status,
+        seat_account_ids=tuple(s.account_id for s in seats),
     )
 
 

@@ -51,7 +51,6 @@ from clanpulse.demo.fake_discord import (
 )
 from clanpulse.demo.loopback import LoopbackServer, add_server_arguments
 from clanpulse.demo.wom_data import (
-    METRICS,
     WomGroup,
     WomPlayer,
     from_ms,
@@ -63,6 +62,7 @@ from clanpulse.demo.wom_data import (
     to_ms,
 )
 from clanpulse.names import is_valid_osrs_name, normalize_osrs_name
+from clanpulse.wom_metrics import METRICS
 
 API_PREFIX = "/v2"
 DEFAULT_VERIFICATION_CODE = "demo-verification-code"  # a made-up demo value
