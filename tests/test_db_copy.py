@@ -24,7 +24,7 @@ from clanpulse.store import copy as copy_module
 from clanpulse.store.copy import COPY_BATCH, CopyError, copy_database
 from clanpulse.store.database import Database, open_database
 from clanpulse.store.ingest import ingest_batch, record_imported_file, set_cursor
-from clanpulse.store.schema import job_run, member, message, metadata
+from clanpulse.store.schema import data_version, job_run, member, message, metadata
 from clanpulse.store.wom_ingest import (
     store_group_events,
     store_name_changes,
@@ -117,7 +117,8 @@ async def populate_store(db: Database, *, chatter: int = 40) -> None:
 
 
 async def every_row(db: Database) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table, in primary key order."""
+    """Every row of every data table, in primary key order (the data version counts each
+    database's own write transactions: a copy starts its own)."""
     async with db.read() as conn:
         return {
             table.name: [
@@ -125,6 +126,7 @@ async def every_row(db: Database) -> dict[str, list[tuple[Any, ...]]]:
                 for row in await conn.execute(select(table).order_by(*table.primary_key.columns))
             ]
             for table in metadata.sorted_tables
+            if table is not data_version
         }
 
 

@@ -10,7 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, func, select, text
 
-from clanpulse.store.database import Database, open_database
+from clanpulse.store.database import Database, data_version, open_database
 from clanpulse.store.ingest import ingest_batch
 from clanpulse.store.migrate import current_revision, head_revision, upgrade
 from clanpulse.store.schema import message, metadata
@@ -30,7 +30,7 @@ async def test_migrations_produce_exactly_the_declared_schema(db: Database) -> N
 
 async def test_upgrade_twice_is_a_no_op_and_downgrade_round_trips(db: Database) -> None:
     await upgrade(db)
-    async with db.write() as conn:
+    async with db.write(changes_data=False) as conn:
         from alembic import command
 
         from clanpulse.store.migrate import _config
@@ -111,3 +111,21 @@ async def test_sent_at_index_serves_the_window_edge_query(tmp_path: Any) -> None
         detail = " ".join(str(row[-1]) for row in plan)
         assert "ix_message_sent_at_credited_account_id" in detail, detail
         await conn.execute(text("SELECT 1"))
+
+
+async def test_data_version_counts_committed_data_writes_only(db: Database) -> None:
+    async def version() -> int:
+        async with db.read() as conn:
+            return await data_version(conn)
+
+    start = await version()
+    async with db.write() as conn:
+        await ingest_batch(conn, batch(chat(user(1, "a"), "2026-03-01 10:00")))
+    assert await version() == start + 1
+    with pytest.raises(RuntimeError):
+        async with db.write() as conn:
+            await ingest_batch(conn, batch(chat(user(2, "b"), "2026-03-01 11:00")))
+            raise RuntimeError("rolled back")
+    async with db.write(bookkeeping=True):
+        pass
+    assert await version() == start + 1  # neither a rollback nor bookkeeping is new data

@@ -89,7 +89,7 @@ async def backup_database(db: Database, settings: Settings, now: datetime) -> Ba
             # The one write transaction of this process is held while copying: nothing in
             # this process or another can commit between the row counts and the copy, so
             # the counts are exactly what the copy must hold.
-            async with db.write():
+            async with db.write(changes_data=False):
                 await asyncio.to_thread(copy_verified, source, target)
         except BackupError as exc:
             result.errors.append(str(exc))

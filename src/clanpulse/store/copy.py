@@ -22,10 +22,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from clanpulse.progress import Progress
 from clanpulse.store.database import Database, open_database
 from clanpulse.store.migrate import current_revision
-from clanpulse.store.schema import metadata
+from clanpulse.store.schema import data_version, metadata
 
 # rows per executemany: big enough to amortise round trips, small enough to keep memory flat
 COPY_BATCH = 2000
+
+# the data version is the target's own: a fresh database has its row already
+_COPIED = [t for t in metadata.sorted_tables if t is not data_version]
 
 
 class CopyError(Exception):
@@ -68,7 +71,7 @@ async def copy_database(source: Database, target_url: str, *, progress: Progress
             )
         async with _snapshot(source) as src, target.write() as dst:
             await _refuse_non_empty(dst)
-            for table in metadata.sorted_tables:  # parents before children
+            for table in _COPIED:  # parents before children
                 report.tables.append(await _copy_table(src, dst, table, progress))
             if dst.dialect.name == "postgresql":
                 await _reset_sequences(dst)
@@ -101,7 +104,7 @@ async def _snapshot(db: Database) -> AsyncIterator[AsyncConnection]:
 
 
 async def _refuse_non_empty(conn: AsyncConnection) -> None:
-    for table in metadata.sorted_tables:
+    for table in _COPIED:
         if (await conn.execute(select(literal(1)).select_from(table).limit(1))).first():
             raise CopyError(
                 f"the target is not empty (table {table.name} has rows): copy into a new, "
@@ -136,7 +139,7 @@ async def _reset_sequences(conn: AsyncConnection) -> None:
     """Rows came with their ids, which bypasses the id sequences: point each sequence past
     the largest id, or the first row inserted after the copy would collide."""
     quote = conn.dialect.identifier_preparer
-    for table in metadata.sorted_tables:
+    for table in _COPIED:
         column = table.autoincrement_column
         if column is None:
             continue
@@ -146,7 +149,7 @@ async def _reset_sequences(conn: AsyncConnection) -> None:
 
 
 async def _verify(dst: AsyncConnection, report: CopyReport) -> None:
-    by_name = {table.name: table for table in metadata.sorted_tables}
+    by_name = {table.name: table for table in _COPIED}
     for copied in report.tables:
         found = await _count(dst, by_name[copied.table])
         if found != copied.rows:

@@ -111,6 +111,16 @@ def _sqlite_engine(url: str, *, writer: bool) -> AsyncEngine:
     return engine
 
 
+_BUMP_VERSION = text("UPDATE data_version SET version = version + 1 WHERE id = 1")
+
+
+async def data_version(conn: AsyncConnection) -> int:
+    """The counter every data-changing write transaction bumps (see :meth:`Database.write`)."""
+    return int(
+        (await conn.execute(text("SELECT version FROM data_version WHERE id = 1"))).scalar_one()
+    )
+
+
 class ShutdownRequested(Exception):
     """The process is stopping: no new write transaction starts (the current one commits)."""
 
@@ -159,7 +169,7 @@ class Database:
 
     @asynccontextmanager
     async def write(
-        self, *, bookkeeping: bool = False, archiving: bool = False
+        self, *, bookkeeping: bool = False, archiving: bool = False, changes_data: bool = True
     ) -> AsyncIterator[AsyncConnection]:
         """One write transaction: commits when the block ends, rolls back on any error.
 
@@ -167,6 +177,8 @@ class Database:
         :meth:`stop_writes` was called. ``archiving`` is a batch of the archive move: on
         PostgreSQL it waits until no other write transaction (of any process) is open, and
         holds them off until it commits (SQLite's one writer lock does that already).
+        Unless it is bookkeeping or ``changes_data`` is false, the transaction bumps the
+        data version last (:func:`data_version`), so caches of what was read know.
         """
         if self._stopping and not bookkeeping:
             raise ShutdownRequested("stopping: no new write transaction")
@@ -180,6 +192,9 @@ class Database:
                     lock = "pg_advisory_xact_lock" if archiving else "pg_advisory_xact_lock_shared"
                     await conn.execute(text(f"SELECT {lock}({PG_ARCHIVE_LOCK})"))
                 yield conn
+                if changes_data and not bookkeeping:
+                    # last, so the row lock (PostgreSQL) is held only until the commit
+                    await conn.execute(_BUMP_VERSION)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:

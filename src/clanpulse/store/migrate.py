@@ -53,7 +53,8 @@ async def upgrade(db: Database, target: str = "head") -> None:
     async with db.reader.connect() as conn:
         if await conn.run_sync(_current) == revision:
             return
-    async with db.write() as conn:
+    # not counted as a data change: before 0006 there is no counter to bump
+    async with db.write(changes_data=False) as conn:
         await conn.run_sync(_upgrade, revision)
 
 

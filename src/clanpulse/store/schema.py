@@ -271,5 +271,15 @@ alert = Table(
 )
 
 
+# One row, bumped by every write transaction but bookkeeping (Database.write): readers
+# that cache what they computed (the dashboard) know from it when the data changed.
+data_version = Table(
+    "data_version",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("version", BigInteger, nullable=False, server_default=text("0")),
+)
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)

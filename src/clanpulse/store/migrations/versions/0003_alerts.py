@@ -25,9 +25,7 @@ def upgrade() -> None:
         sa.Column("opened_at", sa.DateTime(), nullable=False),
         sa.Column("closed_at", sa.DateTime(), nullable=True),
         sa.Column("alert_sent", sa.Boolean(), server_default=sa.text("false"), nullable=False),
-        sa.Column(
-            "recovery_sent", sa.Boolean(), server_default=sa.text("false"), nullable=False
-        ),
+        sa.Column("recovery_sent", sa.Boolean(), server_default=sa.text("false"), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_alert")),
     )
     with op.batch_alter_table("alert", schema=None) as batch_op:
