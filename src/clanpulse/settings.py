@@ -81,6 +81,13 @@ class Settings(BaseSettings):
     # raw messages and snapshots older than this move to the archive database
     hot_days: int = Field(default=180, ge=1)
 
+    # --- the dashboard (``clanpulse serve``, and ``clanpulse run``) ---
+    # loopback by default: put a reverse proxy with TLS in front to expose it
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=8080, ge=0, le=65535)
+    # unset: the dashboard is read-only; set: admin actions need it (and a CSRF token)
+    admin_token: SecretStr | None = Field(default=None, min_length=16)
+
     @field_validator("discord_channels", "discord_bridge_authors", mode="before")
     @classmethod
     def _lists(cls, value: Any) -> Any:

@@ -180,7 +180,7 @@ async def _summary(
         for seat in person.seats
         if seat.joined_at is not None and since <= seat.joined_at < as_of
     ]
-    left = await _departures(conn, since, as_of)
+    left = await departures(conn, since, as_of)
     renames = await conn.execute(
         select(name_change.c.old_name, name_change.c.new_name, name_change.c.resolved_at)
         .join(account, account.c.id == name_change.c.account_id)
@@ -205,9 +205,7 @@ async def _summary(
     )
 
 
-async def _departures(
-    conn: AsyncConnection, since: datetime, as_of: datetime
-) -> list[RosterChange]:
+async def departures(conn: AsyncConnection, since: datetime, as_of: datetime) -> list[RosterChange]:
     """Who left in [since, as_of): Wise Old Man's ``left`` events, and departures we only
     noticed in the roster (no event for them), dated when we noticed."""
     shown = account_display_name().label("name")

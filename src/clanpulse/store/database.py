@@ -150,6 +150,10 @@ class Database:
     def display_url(self) -> str:
         return make_url(self.url).render_as_string(hide_password=True)
 
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
     def stop_writes(self) -> None:
         """Let the transaction in progress commit, and refuse to start another.
 

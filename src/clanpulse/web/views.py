@@ -1,0 +1,447 @@
+"""What the dashboard shows, computed from the analytics and cached per data version.
+
+Every figure comes from the same functions as the CLI reports (``analytics/``), at a
+moment ``as_of``: by default the start of the current minute, so that everyone looking
+in the same minute shares one computation. A computed result is kept until the data
+changes: the store's data version (bumped by every data-changing write transaction) is
+checked at most once a second, and a new version drops the whole cache. The cache is
+bounded (least recently used entries go first) and single-flight: many requests for the
+same uncached figure wait for one computation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
+from datetime import UTC, datetime, timedelta
+from datetime import time as clock_time
+from typing import Any, Literal, TypeVar, cast, get_args
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from clanpulse.analytics import leaderboards
+from clanpulse.analytics.clan import ClanReport, ClanRow, clan_report, departures
+from clanpulse.analytics.daily import DayTotals, clan_daily
+from clanpulse.analytics.members import people
+from clanpulse.identity import account_display_name
+from clanpulse.ops.runs import recent_runs
+from clanpulse.ops.status import service_status
+from clanpulse.settings import Settings
+from clanpulse.store.database import Database, data_version
+from clanpulse.store.schema import account, member, name_change, utcnow
+from clanpulse.web import models as m
+
+WINDOWS: tuple[m.Window, ...] = ("7d", "30d", "90d")
+WINDOW_DAYS = {"7d": 7, "30d": 30, "90d": 90}
+MEMBER_SORTS = tuple(m.MemberRow.model_fields)
+STATUSES: tuple[m.Status, ...] = get_args(m.Status)
+TOP = 5
+CACHE_SIZE = 256
+VERSION_CHECK_SECONDS = 1.0
+RUNS_SHOWN = 50
+
+T = TypeVar("T")
+
+
+class NotFound(LookupError):
+    """No such member (or one who opted out: the dashboard does not know them)."""
+
+
+class ResultCache:
+    """Bounded, single-flight, dropped whole when the data version changes."""
+
+    def __init__(self, db: Database, size: int = CACHE_SIZE) -> None:
+        self.db = db
+        self.size = size
+        self._entries: OrderedDict[Hashable, Any] = OrderedDict()
+        self._pending: dict[Hashable, asyncio.Future[Any]] = {}
+        self._version: int | None = None
+        self._checked_at = float("-inf")
+        self._check: asyncio.Lock = asyncio.Lock()
+        self.computed = 0  # how many results were computed (not served from the cache)
+
+    async def _fresh(self) -> None:
+        if time.monotonic() - self._checked_at < VERSION_CHECK_SECONDS:
+            return
+        async with self._check:
+            if time.monotonic() - self._checked_at < VERSION_CHECK_SECONDS:
+                return
+            async with self.db.read() as conn:
+                version = await data_version(conn)
+            self._checked_at = time.monotonic()
+            if version != self._version:
+                self._entries.clear()
+                self._version = version
+
+    def forget(self) -> None:
+        """Drop everything now (this process changed the data)."""
+        self._entries.clear()
+        self._checked_at = float("-inf")
+
+    async def get(self, key: Hashable, compute: Callable[[], Awaitable[T]]) -> T:
+        await self._fresh()
+        if key in self._entries:
+            self._entries.move_to_end(key)
+            return cast(T, self._entries[key])
+        pending = self._pending.get(key)
+        if pending is not None:
+            return cast(T, await asyncio.shield(pending))
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[key] = future
+        try:
+            value = await compute()
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: nobody else may be waiting
+            raise
+        finally:
+            self._pending.pop(key, None)
+        future.set_result(value)
+        self._entries[key] = value
+        if len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+        return value
+
+
+def minute_of(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(second=0, microsecond=0)
+
+
+class Views:
+    """Each page's and endpoint's data, as the models in ``web/models.py``."""
+
+    def __init__(
+        self, db: Database, settings: Settings, now: Callable[[], datetime] = utcnow
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.now = now
+        self.cache = ResultCache(db)
+
+    def as_of(self, requested: datetime | None) -> datetime:
+        if requested is None:
+            return minute_of(self.now())
+        if requested.tzinfo is None:
+            requested = requested.replace(tzinfo=UTC)
+        return requested.astimezone(UTC)
+
+    async def _read(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        async with self.db.read() as conn:
+            return await work(conn)
+
+    async def report(self, as_of: datetime) -> ClanReport:
+        days = self.settings.inactive_days
+        return await self.cache.get(
+            ("report", as_of, days), lambda: self._read(lambda c: clan_report(c, as_of, days))
+        )
+
+    async def cached(self, key: Hashable, compute: Callable[[], Awaitable[T]]) -> T:
+        return await self.cache.get(key, compute)
+
+    # -- members ---------------------------------------------------------------------
+
+    async def members(
+        self,
+        as_of: datetime,
+        window: m.Window = "30d",
+        status: m.Status | None = None,
+        role: str | None = None,
+        q: str | None = None,
+        sort: str = "messages",
+        order: Literal["asc", "desc"] = "desc",
+        offset: int = 0,
+        limit: int = 100,
+    ) -> m.MemberPage:
+        report = await self.report(as_of)
+        rows = [member_row(r, window) for r in report.rows]
+        if status is not None:
+            rows = [r for r in rows if r.status == status]
+        if role is not None:
+            rows = [r for r in rows if (r.role or "").casefold() == role.casefold()]
+        if q:
+            needle = q.casefold()
+            rows = [r for r in rows if needle in r.name.casefold()]
+        rows = sort_rows(rows, sort, order)
+        return m.MemberPage(
+            as_of=as_of,
+            window=window,
+            total=len(rows),
+            offset=offset,
+            limit=limit,
+            members=rows[offset : offset + limit],
+        )
+
+    async def member(self, member_id: int, as_of: datetime, window: m.Window) -> m.MemberDetail:
+        report = await self.report(as_of)
+        row = next((r for r in report.rows if r.member_id == member_id), None)
+
+        async def compute(conn: AsyncConnection) -> m.MemberDetail:
+            person = next((p for p in await people(conn) if p.member_id == member_id), None)
+            if person is None:
+                raise NotFound(f"no member #{member_id}")
+            accounts = await conn.execute(
+                select(
+                    account.c.platform,
+                    account.c.external_id,
+                    account_display_name().label("name"),
+                    account.c.role,
+                    account.c.joined_at,
+                    account.c.left_at,
+                )
+                .where(account.c.member_id == member_id)
+                .order_by(account.c.platform, account.c.id)
+            )
+            renames = await conn.execute(
+                select(name_change.c.old_name, name_change.c.new_name, name_change.c.resolved_at)
+                .where(name_change.c.account_id.in_(person.account_ids))
+                .order_by(name_change.c.resolved_at)
+            )
+            days = await clan_daily(
+                conn, *self.day_range(as_of, window), self.settings.zone, [member_id]
+            )
+            shown = member_row(row, window) if row is not None else None
+            return m.MemberDetail(
+                as_of=as_of,
+                member_id=member_id,
+                name=row.name if row is not None else person.name,
+                current=row is not None,
+                row=shown,
+                accounts=[
+                    m.AccountOut(
+                        platform=a.platform,
+                        id=a.external_id,
+                        name=a.name,
+                        clan_role=a.role,
+                        joined_at=a.joined_at,
+                        left_at=a.left_at,
+                    )
+                    for a in accounts
+                ],
+                renames=[m.RenameOut(old_name=o, new_name=n, at=at) for o, n, at in renames],
+                last_seen_at=shown.last_seen_at if shown is not None else None,
+                days=[day_out(d) for d in days],
+            )
+
+        return await self.cached(("member", member_id, as_of, window), lambda: self._read(compute))
+
+    # -- the clan ----------------------------------------------------------------------
+
+    def day_range(self, as_of: datetime, window: m.Window) -> tuple[datetime, datetime]:
+        """Whole local days ending with as_of's own (partial) day: WINDOW_DAYS of them."""
+        zone = self.settings.zone
+        first = as_of.astimezone(zone).date() - timedelta(days=WINDOW_DAYS[window] - 1)
+        return datetime.combine(first, clock_time(0), tzinfo=zone).astimezone(UTC), as_of
+
+    async def activity(self, as_of: datetime, window: m.Window) -> m.Activity:
+        report = await self.report(as_of)
+        ids = [r.member_id for r in report.rows]
+
+        async def compute(conn: AsyncConnection) -> m.Activity:
+            start, end = self.day_range(as_of, window)
+            days = await clan_daily(conn, start, end, self.settings.zone, ids)
+            return m.Activity(
+                as_of=as_of,
+                window=window,
+                zone=self.settings.timezone,
+                days=[day_out(d) for d in days],
+            )
+
+        return await self.cached(("activity", as_of, window), lambda: self._read(compute))
+
+    async def leaderboard(
+        self, as_of: datetime, metric: str, window: m.Window, limit: int
+    ) -> m.Leaderboard:
+        report = await self.report(as_of)
+
+        async def compute(conn: AsyncConnection) -> m.Leaderboard:
+            found = await leaderboards.leaderboard(conn, report, metric, window, limit)
+            return m.Leaderboard(
+                as_of=as_of,
+                metric=metric,
+                window=window,
+                standings=[standing(s) for s in found],
+            )
+
+        return await self.cached(
+            ("leaderboard", as_of, metric, window, limit), lambda: self._read(compute)
+        )
+
+    async def roster(self, as_of: datetime, window: m.Window) -> m.Roster:
+        async def compute(conn: AsyncConnection) -> m.Roster:
+            since = as_of - timedelta(days=WINDOW_DAYS[window])
+            everyone = await people(conn)
+            joined = sorted(
+                (
+                    m.RosterEvent(name=seat.name, at=seat.joined_at)
+                    for person in everyone
+                    for seat in person.seats
+                    if seat.joined_at is not None and since <= seat.joined_at < as_of
+                ),
+                key=lambda e: e.at,
+            )
+            left = [
+                m.RosterEvent(name=c.name, at=c.at) for c in await departures(conn, since, as_of)
+            ]
+            renames = await conn.execute(
+                select(name_change.c.old_name, name_change.c.new_name, name_change.c.resolved_at)
+                .join(account, account.c.id == name_change.c.account_id)
+                .join(member, member.c.id == account.c.member_id)
+                .where(
+                    member.c.opted_out.is_(False),
+                    name_change.c.resolved_at >= since,
+                    name_change.c.resolved_at < as_of,
+                )
+                .order_by(name_change.c.resolved_at)
+            )
+            return m.Roster(
+                as_of=as_of,
+                window=window,
+                joined=joined,
+                left=left,
+                renames=[m.RenameOut(old_name=o, new_name=n, at=at) for o, n, at in renames],
+            )
+
+        return await self.cached(("roster", as_of, window), lambda: self._read(compute))
+
+    async def overview(self, as_of: datetime, window: m.Window) -> m.Overview:
+        report = await self.report(as_of)
+        roster = await self.roster(as_of, window)
+        top_messages = await self.leaderboard(as_of, "messages", window, TOP)
+        top_xp = await self.leaderboard(as_of, "xp", window, TOP)
+        rows = report.rows
+        return m.Overview(
+            as_of=as_of,
+            window=window,
+            members=len(rows),
+            by_status={s: sum(1 for r in rows if r.status == s) for s in STATUSES},
+            messages=sum(r.messages[window] for r in rows),
+            xp_gained=sum(r.xp[window] or 0 for r in rows),
+            top_messages=top_messages.standings,
+            top_xp=top_xp.standings,
+            joined=roster.joined,
+            left=roster.left,
+        )
+
+    async def inactive(self, as_of: datetime) -> m.Inactive:
+        report = await self.report(as_of)
+        return m.Inactive(
+            as_of=as_of,
+            inactive_days=report.inactive_days,
+            members=[
+                m.InactiveMember(
+                    member_id=r.member_id,
+                    name=r.name,
+                    role=r.role,
+                    joined_at=r.joined_at,
+                    last_message_at=r.last_message_at,
+                    last_xp_change_at=r.last_xp_change_at,
+                    reasons=inactive_reasons(r, report.inactive_days, as_of),
+                )
+                for r in sorted(
+                    (r for r in report.rows if r.status == "inactive"), key=_longest_idle
+                )
+            ],
+        )
+
+    # -- operations: never cached, they are about now ------------------------------------
+
+    async def health(self) -> m.Health:
+        now = self.now()
+        async with self.db.read() as conn:
+            status = await service_status(conn, self.settings, now)
+        jobs = [
+            m.JobOut(
+                job=j.name,
+                schedule=j.schedule,
+                disabled=j.disabled,
+                last_started_at=j.history.last_started_at,
+                last_finished_at=j.history.last_finished_at,
+                last_status=j.history.last_status,
+                last_items=j.history.last_items,
+                last_error=j.history.last_error,
+                last_ok_at=j.history.last_ok_at,
+                failures_in_a_row=j.history.failures_in_a_row,
+                next_run=j.next_run,
+            )
+            for j in status.jobs
+        ]
+        failing = any(j.failures_in_a_row for j in jobs)
+        return m.Health(
+            status="degraded" if status.open_alerts or failing else "ok",
+            now=now,
+            zone=self.settings.timezone,
+            latest_message_at=status.latest_message_at,
+            jobs=jobs,
+            open_alerts=status.open_alerts,
+        )
+
+    async def jobs(self) -> m.Jobs:
+        health = await self.health()
+        async with self.db.read() as conn:
+            runs = await recent_runs(conn, RUNS_SHOWN)
+        return m.Jobs(health=health, runs=[m.RunOut.model_validate(r) for r in runs])
+
+
+def member_row(r: ClanRow, window: m.Window) -> m.MemberRow:
+    seen = [t for t in (r.last_message_at, r.last_xp_change_at) if t is not None]
+    return m.MemberRow(
+        member_id=r.member_id,
+        name=r.name,
+        role=r.role,
+        joined_at=r.joined_at,
+        status=cast(m.Status, r.status),
+        messages=r.messages[window],
+        xp_gained=r.xp[window],
+        ehp_gained=_round(r.ehp[window]),
+        ehb_gained=_round(r.ehb[window]),
+        boss_kills_gained=r.boss_kills[window],
+        last_message_at=r.last_message_at,
+        last_xp_change_at=r.last_xp_change_at,
+        last_seen_at=max(seen, default=None),
+    )
+
+
+def _round(value: float | None) -> float | None:
+    # as the CLI's JSON and sheets show them
+    return None if value is None else round(value, 2)
+
+
+def sort_rows(rows: list[m.MemberRow], column: str, order: str) -> list[m.MemberRow]:
+    """Sorted by ``column``; members without a value always last, ties by name."""
+    if column not in MEMBER_SORTS:
+        raise ValueError(f"cannot sort by {column!r}")
+    known = [r for r in rows if getattr(r, column) is not None]
+    unknown = [r for r in rows if getattr(r, column) is None]
+    by_name = sorted(known, key=lambda r: (r.name.casefold(), r.member_id))
+
+    def key(r: m.MemberRow) -> Any:
+        value = getattr(r, column)
+        return value.casefold() if isinstance(value, str) else value
+
+    ordered = sorted(by_name, key=key, reverse=order == "desc")
+    return ordered + sorted(unknown, key=lambda r: (r.name.casefold(), r.member_id))
+
+
+def day_out(d: DayTotals) -> m.DayOut:
+    return m.DayOut(day=d.day, start=d.start, end=d.end, messages=d.messages, xp_gained=d.xp)
+
+
+def standing(s: leaderboards.Standing) -> m.Standing:
+    return m.Standing(rank=s.rank, member_id=s.member_id, name=s.name, value=round(s.value, 2))
+
+
+def _longest_idle(r: ClanRow) -> tuple[datetime, str]:
+    seen = [t for t in (r.last_message_at, r.last_xp_change_at) if t is not None]
+    return max(seen, default=datetime.min.replace(tzinfo=UTC)), r.name.casefold()
+
+
+def inactive_reasons(r: ClanRow, inactive_days: int, as_of: datetime) -> list[str]:
+    def since(moment: datetime | None, what: str) -> str:
+        if moment is None:
+            return f"no {what} on record"
+        return f"no {what} for {(as_of - moment).days} days"
+
+    return [since(r.last_message_at, "counted message"), since(r.last_xp_change_at, "XP change")]
