@@ -269,23 +269,53 @@ def harvest_wom_cmd(ctx: click.Context) -> None:
     show_default=True,
     help="Run the schedule this many times faster than real time (to try a schedule out).",
 )
+@click.option("--no-web", is_flag=True, help="Do not serve the dashboard.")
 @click.pass_context
-def run_cmd(ctx: click.Context, time_scale: float) -> None:
-    """Run every job on its schedule until stopped (SIGTERM or Ctrl-C).
+def run_cmd(ctx: click.Context, time_scale: float, no_web: bool) -> None:
+    """Run every job on its schedule, and serve the dashboard, until stopped (SIGTERM or
+    Ctrl-C).
 
     Harvests hourly, the weekly report on Monday 09:00, maintenance monthly and the
     watchdog every 10 minutes, each changeable with a CLANPULSE_SCHEDULE_* setting.
-    Runs missed while it was down are made up once when it starts.
+    Runs missed while it was down are made up once when it starts. The dashboard listens
+    on CLANPULSE_WEB_HOST:CLANPULSE_WEB_PORT (127.0.0.1:8080).
     """
     from clanpulse.ops.clock import Clock, ScaledClock
     from clanpulse.ops.scheduler import AlreadyRunning, run_service
     from clanpulse.store.schema import utcnow
+    from clanpulse.web.server import ServerFailed
 
     settings = settings_from(ctx)
     clock = Clock() if time_scale == 1 else ScaledClock(utcnow(), time_scale)
     try:
-        run(run_service(settings, clock=clock))
-    except AlreadyRunning as exc:
+        run(run_service(settings, clock=clock, web=not no_web))
+    except (AlreadyRunning, ServerFailed) as exc:
+        fail(str(exc), 1)
+    stderr.print("stopped", highlight=False)
+
+
+@main.command()
+@click.option("--host", help="Address to listen on (default CLANPULSE_WEB_HOST, 127.0.0.1).")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), help="Port (default CLANPULSE_WEB_PORT, 8080)."
+)
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Serve the dashboard and JSON API alone (no schedule) until stopped.
+
+    Read-only unless CLANPULSE_ADMIN_TOKEN is set. It listens on 127.0.0.1 by default:
+    to reach it from elsewhere, put a reverse proxy with TLS in front of it.
+    """
+    from clanpulse.web.server import ServerFailed, serve_until_stopped
+
+    settings = settings_from(ctx)
+
+    def ready(address: str) -> None:
+        stderr.print(f"dashboard at {address} (Ctrl-C to stop)", highlight=False)
+
+    try:
+        run(serve_until_stopped(settings, host=host, port=port, on_ready=ready))
+    except ServerFailed as exc:
         fail(str(exc), 1)
     stderr.print("stopped", highlight=False)
 
@@ -782,6 +812,10 @@ def db_copy(ctx: click.Context, target_url: str) -> None:
     )
 
 
+# a demo run from a script serves this long, so it ends on its own
+DEMO_SERVE_SECONDS = 15
+
+
 @main.command()
 @click.option(
     "--dir",
@@ -793,11 +827,47 @@ def db_copy(ctx: click.Context, target_url: str) -> None:
 )
 @click.option("--members", default=300, show_default=True, help="Size of the synthetic community.")
 @click.option("--days", default=120, show_default=True, help="Days of chat history to generate.")
-def demo(directory: Path, members: int, days: int) -> None:
-    """Run the whole pipeline on a synthetic clan against the in-repo fake APIs."""
+@click.option(
+    "--serve-seconds",
+    type=click.IntRange(min=0),
+    help="Serve the dashboard this long at the end (default: until Ctrl-C when run from a "
+    f"terminal, else {DEMO_SERVE_SECONDS} s; 0: not at all).",
+)
+def demo(directory: Path, members: int, days: int, serve_seconds: int | None) -> None:
+    """Run the whole pipeline on a synthetic clan against the in-repo fake APIs, then
+    serve the dashboard on the result."""
     from clanpulse.demo.run import run_demo
 
-    run(run_demo(directory, members=members, days=days, out=stdout, err=stderr))
+    db_path = run(run_demo(directory, members=members, days=days, out=stdout, err=stderr))
+    seconds = serve_seconds
+    if seconds is None and not sys.stdin.isatty():
+        seconds = DEMO_SERVE_SECONDS
+    if seconds != 0:
+        run(_serve_demo(db_path, seconds))
+
+
+async def _serve_demo(db_path: Path, seconds: int | None) -> None:
+    from clanpulse.settings import load_settings
+    from clanpulse.web.server import ServerFailed, serve_until_stopped
+
+    settings = load_settings(database_url=f"sqlite+aiosqlite:///{db_path}")
+    stop = asyncio.Event()
+
+    def ready(address: str) -> None:
+        until = "Ctrl-C to stop" if seconds is None else f"for {seconds} s"
+        stderr.print(
+            f"\nThe dashboard on the demo data: {address}/  ({until}; "
+            f"`clanpulse serve` serves it again with CLANPULSE_DATABASE_URL=sqlite:///{db_path})",
+            highlight=False,
+        )
+        if seconds is not None:
+            asyncio.get_running_loop().call_later(seconds, stop.set)
+
+    try:
+        await serve_until_stopped(settings, on_ready=ready, stop=stop)
+    except ServerFailed:
+        # the usual port is taken (another clanpulse?): any free one will do for a demo
+        await serve_until_stopped(settings, port=0, on_ready=ready, stop=stop)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import fcntl
 import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
@@ -248,8 +248,10 @@ async def run_service(
     clock: Clock | None = None,
     stop: asyncio.Event | None = None,
     on_started: Callable[[Service], Awaitable[Any]] | None = None,
+    web: bool = False,
 ) -> None:
-    """Run the scheduler until ``stop`` is set or the process gets SIGTERM/SIGINT."""
+    """Run the scheduler (and with ``web`` the dashboard) until ``stop`` is set or the
+    process gets SIGTERM/SIGINT."""
     clock = clock or Clock()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -258,14 +260,20 @@ async def run_service(
     try:
         async with open_database(settings.database_url) as db, only_instance(db):
             service = Service(db, settings, clock)
-            await service.start()
-            names = ", ".join(spec.name for spec in service.enabled) or "none"
-            log.info("clanpulse run: scheduling %s on %s", names, db.display_url)
-            if on_started is not None:
-                await on_started(service)
-            await stop.wait()
-            log.info("clanpulse run: stopping")
-            await service.stop()
+            async with AsyncExitStack() as web_server:
+                if web:
+                    from clanpulse.web.server import dashboard
+
+                    address = await web_server.enter_async_context(dashboard(db, settings, service))
+                    log.info("clanpulse run: dashboard at %s", address)
+                await service.start()
+                names = ", ".join(spec.name for spec in service.enabled) or "none"
+                log.info("clanpulse run: scheduling %s on %s", names, db.display_url)
+                if on_started is not None:
+                    await on_started(service)
+                await stop.wait()
+                log.info("clanpulse run: stopping")
+                await service.stop()
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)

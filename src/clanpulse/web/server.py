@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import socket
 from collections.abc import AsyncIterator, Callable, Generator
 from contextlib import asynccontextmanager, contextmanager
@@ -97,3 +98,34 @@ async def dashboard(
 
 def _shown_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
+
+
+async def serve_until_stopped(
+    settings: Settings,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    on_ready: Callable[[str], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """``clanpulse serve``: the dashboard alone until SIGTERM/SIGINT (or ``stop``). Jobs
+    an admin starts run in this process and stop at a batch boundary with it."""
+    from clanpulse.ops.clock import Clock
+    from clanpulse.ops.scheduler import Service
+    from clanpulse.store.database import open_database
+
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        async with open_database(settings.database_url) as db:
+            runner = Service(db, settings, Clock())
+            async with dashboard(db, settings, runner, host=host, port=port) as address:
+                if on_ready is not None:
+                    on_ready(address)
+                await stop.wait()
+                await runner.stop()
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
