@@ -99,3 +99,13 @@ def test_bad_as_of_is_a_usage_error() -> None:
     result = invoke("report", "activity", "--as-of", "yesterday")
     assert result.exit_code == 2
     assert "--as-of 'yesterday'" in result.output
+
+
+def test_the_admin_token_is_a_secret_and_must_be_long_enough() -> None:
+    admin = "an-admin-token-of-some-length"
+    settings = load_settings(admin_token=admin)
+    assert admin not in repr(settings) and admin not in str(settings.model_dump())
+    assert settings.web_host == "127.0.0.1"  # loopback unless asked otherwise
+    with pytest.raises(SettingsError) as info:
+        load_settings(admin_token="short")
+    assert "CLANPULSE_ADMIN_TOKEN" in str(info.value) and "short" not in str(info.value)
