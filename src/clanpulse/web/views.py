@@ -27,6 +27,7 @@ from clanpulse.analytics.clan import ClanReport, ClanRow, clan_report, departure
 from clanpulse.analytics.daily import DayTotals, clan_daily
 from clanpulse.analytics.members import people
 from clanpulse.identity import account_display_name
+from clanpulse.net.cache import TTLCache
 from clanpulse.ops.runs import recent_runs
 from clanpulse.ops.status import service_status
 from clanpulse.settings import Settings
@@ -42,6 +43,7 @@ TOP = 5
 CACHE_SIZE = 256
 VERSION_CHECK_SECONDS = 1.0
 RUNS_SHOWN = 50
+HEALTH_SECONDS = 1.0
 
 T = TypeVar("T")
 
@@ -120,6 +122,8 @@ class Views:
         self.settings = settings
         self.now = now
         self.cache = ResultCache(db)
+        self._health: TTLCache[str, m.Health] = TTLCache(1, HEALTH_SECONDS)
+        self._health_lock = asyncio.Lock()
 
     def as_of(self, requested: datetime | None) -> datetime:
         if requested is None:
@@ -346,9 +350,18 @@ class Views:
             ],
         )
 
-    # -- operations: never cached, they are about now ------------------------------------
+    # -- operations: about now, so kept for a second at most ------------------------------
 
     async def health(self) -> m.Health:
+        # ~20 small queries: under load, one computation a second serves every caller
+        async with self._health_lock:
+            found = self._health.get("health")
+            if found is None:
+                found = await self._compute_health()
+                self._health.set("health", found)
+        return found
+
+    async def _compute_health(self) -> m.Health:
         now = self.now()
         async with self.db.read() as conn:
             status = await service_status(conn, self.settings, now)
