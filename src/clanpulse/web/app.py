@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from datetime import datetime
 from importlib.resources import files
@@ -45,6 +46,7 @@ def create_app(
     app.state.gate = AdminGate(settings)
     app.state.runner = runner
     app.state.settings = settings
+    app.state.notice_key = secrets.token_bytes(32)  # signs the notices pages show
     app.include_router(api.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")

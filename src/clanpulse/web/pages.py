@@ -8,6 +8,8 @@ travels in ``data-`` attributes as JSON, since the CSP forbids inline script.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -90,14 +92,32 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
         "admin_enabled": gate.enabled,
         "admin": nonce is not None,
         "csrf": gate.csrf_token(nonce) if nonce is not None else "",
-        "notice": request.query_params.get("notice"),
+        "notice": _notice(request),
         "path": request.url.path,
     }
     return templates.TemplateResponse(request, template, {**base, **context}, status_code=status)
 
 
 def problem_page(request: Request, exc: PageProblem) -> HTMLResponse:
-    return render(request, "problem.html", status=exc.status, message=str(exc))
+    return render(request, "problem.html", status=exc.status, message=str(exc), code=exc.status)
+
+
+def _notice_signature(request: Request, text: str) -> str:
+    key: bytes = request.app.state.notice_key
+    return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def with_notice(request: Request, path: str, text: str) -> str:
+    """``path`` showing ``text`` once: signed, so no one else's link can put words there."""
+    return path + "?" + urlencode({"notice": text, "sig": _notice_signature(request, text)})
+
+
+def _notice(request: Request) -> str | None:
+    text = request.query_params.get("notice")
+    given = request.query_params.get("sig", "")
+    if text and hmac.compare_digest(given.encode(), _notice_signature(request, text).encode()):
+        return text
+    return None
 
 
 def number(value: float | None, digits: int = 0) -> str:
@@ -288,7 +308,7 @@ async def admin_login(request: Request, token: Annotated[str, Form(max_length=51
         raise PageProblem(403, "This dashboard is read-only (no admin token is configured).")
     if not gate.token_ok(token):
         raise PageProblem(403, "That is not the admin token.")
-    response = RedirectResponse("/admin?" + urlencode({"notice": "signed in"}), status_code=303)
+    response = RedirectResponse(with_notice(request, "/admin", "signed in"), status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
         gate.new_session(),
@@ -303,7 +323,7 @@ async def admin_login(request: Request, token: Annotated[str, Form(max_length=51
 @router.post("/admin/logout")
 async def admin_logout(request: Request, csrf: Annotated[str, Form(max_length=128)]) -> Response:
     _check(request, csrf)
-    response = RedirectResponse("/?" + urlencode({"notice": "signed out"}), status_code=303)
+    response = RedirectResponse(with_notice(request, "/", "signed out"), status_code=303)
     response.delete_cookie(SESSION_COOKIE)
     return response
 
@@ -327,7 +347,7 @@ async def _act(
         notice = await action()
     except HTTPException as exc:
         raise PageProblem(exc.status_code, str(exc.detail)) from None
-    return RedirectResponse(back + "?" + urlencode({"notice": notice}), status_code=303)
+    return RedirectResponse(with_notice(request, back, notice), status_code=303)
 
 
 @router.post("/admin/jobs/{name}/run")

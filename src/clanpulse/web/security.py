@@ -87,7 +87,8 @@ class AdminGate:
         if self._token is None or not cookie:
             return None
         nonce, _, signature = cookie.partition(".")
-        if not nonce or not hmac.compare_digest(signature, self._sign("session", nonce)):
+        expected = self._sign("session", nonce).encode()
+        if not nonce or not hmac.compare_digest(signature.encode(), expected):
             return None
         return nonce
 
@@ -99,5 +100,5 @@ class AdminGate:
         return (
             nonce is not None
             and bool(given)
-            and hmac.compare_digest(str(given), self.csrf_token(nonce))
+            and hmac.compare_digest(str(given).encode(), self.csrf_token(nonce).encode())
         )

@@ -16,7 +16,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from datetime import UTC, datetime, timedelta
-from datetime import time as clock_time
 from typing import Any, Literal, TypeVar, cast, get_args
 
 from sqlalchemy import select
@@ -234,10 +233,9 @@ class Views:
     # -- the clan ----------------------------------------------------------------------
 
     def day_range(self, as_of: datetime, window: m.Window) -> tuple[datetime, datetime]:
-        """Whole local days ending with as_of's own (partial) day: WINDOW_DAYS of them."""
-        zone = self.settings.zone
-        first = as_of.astimezone(zone).date() - timedelta(days=WINDOW_DAYS[window] - 1)
-        return datetime.combine(first, clock_time(0), tzinfo=zone).astimezone(UTC), as_of
+        """The window itself, cut into local days (the first and last partial), so the
+        days add up to the window's figures in the report."""
+        return as_of - timedelta(days=WINDOW_DAYS[window]), as_of
 
     async def activity(self, as_of: datetime, window: m.Window) -> m.Activity:
         report = await self.report(as_of)
