@@ -156,6 +156,7 @@ async def inactive(views: ViewsDep, as_of: AsOf = None) -> Response:
 # -- admin -------------------------------------------------------------------------------
 
 ADMIN_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": m.Problem, "description": "The body could not be read"},
     401: {"model": m.Problem},
     403: {"model": m.Problem},
     404: {"model": m.Problem},
