@@ -264,7 +264,7 @@ def test_the_env_example_names_every_setting_and_loads_as_it_is(
         if key.startswith("CLANPULSE_"):
             monkeypatch.delenv(key)
     monkeypatch.chdir(tmp_path)
-    filled = re.sub(r"^#(CLANPULSE_[A-Z_]+)=$", r"\1=123", text, flags=re.MULTILINE)
+    filled = re.sub(r"^#(CLANPULSE_[A-Z_]+)=$", r"\1=1234567890123456789", text, flags=re.MULTILINE)
     (tmp_path / ".env").write_text(re.sub(r"^#(CLANPULSE_)", r"\1", filled, flags=re.M))
     settings = Settings()
     assert settings.schedule_report == "0 9 * * mon"

@@ -94,6 +94,7 @@ class ResultCache:
         self._pending[key] = future
         try:
             value = await compute()
+            self.computed += 1
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # retrieved: nobody else may be waiting
