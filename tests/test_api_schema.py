@@ -5,7 +5,6 @@ one the schema declares, in the shape it declares."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import shutil
@@ -34,9 +33,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from clanpulse.store.database import open_database
 from tests.conftest import sqlite_url
-from tests.web_support import build_clan
+from tests.web_support import clan_template
 
 pytestmark = pytest.mark.slow
 
@@ -47,24 +45,6 @@ CHECKS = [
     response_schema_conformance,
 ]
 MAX_EXAMPLES = 25
-
-
-def clan_template(base: Path) -> Path:
-    """A harvested clan in SQLite, built once per test session (``test_web_security``
-    reuses it the same way): copy it before changing anything."""
-    folder = base / "web-clan-template"
-    path, done = folder / "clanpulse.db", folder / "built"
-    if not done.exists():
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir()
-
-        async def build() -> None:
-            async with open_database(sqlite_url(path)) as db:
-                await build_clan(db)
-
-        asyncio.run(build())
-        done.touch()
-    return path
 
 
 class Served:

@@ -13,7 +13,6 @@ Full-page screenshots go to artifacts/screenshots/.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import shutil
@@ -34,7 +33,6 @@ import httpx2 as httpx
 import pytest
 from playwright.sync_api import Page
 
-from clanpulse.store.database import open_database
 from tests.browser_support import (  # noqa: F401  (fixtures)
     BrowserPage,
     browser_page,
@@ -42,11 +40,10 @@ from tests.browser_support import (  # noqa: F401  (fixtures)
     screenshot,
 )
 from tests.conftest import sqlite_url
-from tests.web_support import build_clan
+from tests.web_support import clan_template
 
 # a small clan (quick to build) that still has new, active and inactive members
-MEMBERS = 25
-INACTIVE_DAYS = 5
+INACTIVE_DAYS = 1  # the shared clan has inactive members at 1 day
 TOKEN = "browser-Admin-Token-5e4d3c2b1a09"
 ADMIN_ZONE = "America/New_York"  # never UTC's clock: -5 or -4 hours
 TIME_FORMAT = "%Y-%m-%d %H:%M"  # the pages' local(dt)
@@ -129,22 +126,17 @@ class Sites:
     admin: str  # with an admin token, in ADMIN_ZONE
 
 
-async def _build(url: str) -> None:
-    async with open_database(url) as db:
-        await build_clan(db, members=MEMBERS)
-
-
 @pytest.fixture(scope="module")
 def sites(chromium_path: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sites]:  # noqa: F811
     """The clan, built once, and two dashboards serving copies of it (started together)."""
     root = tmp_path_factory.mktemp("dashboard")
-    plain_db = root / "clan.db"
-    asyncio.run(_build(sqlite_url(plain_db)))
-    admin_db = root / "admin.db"
-    # a copy, so the admin's job runs do not touch the other (with any WAL not yet merged)
-    for suffix in ("", "-wal"):
-        if Path(f"{plain_db}{suffix}").exists():
-            shutil.copyfile(f"{plain_db}{suffix}", f"{admin_db}{suffix}")
+    template = clan_template(tmp_path_factory.getbasetemp())
+    plain_db, admin_db = root / "clan.db", root / "admin.db"
+    # copies, so the admin's job runs touch neither the other nor the shared template
+    for copy in (plain_db, admin_db):
+        for suffix in ("", "-wal"):
+            if Path(f"{template}{suffix}").exists():
+                shutil.copyfile(f"{template}{suffix}", f"{copy}{suffix}")
     common = {"inactive_days": str(INACTIVE_DAYS)}
     servers = [Serve(sqlite_url(plain_db), root, **common)]
     servers.append(

@@ -46,7 +46,7 @@ from clanpulse.store.schema import account, job_run, member, name_change
 from clanpulse.web.security import SESSION_COOKIE, AdminGate
 from tests.cli_support import clanpulse
 from tests.conftest import sqlite_url
-from tests.web_support import AS_OF, build_clan, served, web_settings
+from tests.web_support import AS_OF, clan_template, served, web_settings
 
 pytestmark = pytest.mark.slow
 
@@ -89,24 +89,6 @@ def no_outside_settings() -> Iterator[None]:
 
 
 # -- the clan ---------------------------------------------------------------------------
-
-
-def clan_template(base: Path) -> Path:
-    """A harvested clan in SQLite, built once per test session (``test_api_schema``
-    reuses it the same way): copy it before changing anything."""
-    folder = base / "web-clan-template"
-    path, done = folder / "clanpulse.db", folder / "built"
-    if not done.exists():
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir()
-
-        async def build() -> None:
-            async with open_database(sqlite_url(path)) as db:
-                await build_clan(db)
-
-        asyncio.run(build())
-        done.touch()
-    return path
 
 
 @pytest.fixture(scope="module")

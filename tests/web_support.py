@@ -3,10 +3,13 @@ dashboard served on a loopback port over it."""
 
 from __future__ import annotations
 
+import asyncio
 import io
+import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -66,3 +69,21 @@ async def served(
                 yield address, db, service
             finally:
                 await service.stop(grace=5)
+
+
+def clan_template(base: Path) -> Path:
+    """A harvested clan in SQLite, built once per test session under ``base`` (the
+    session's tmp_path_factory root) and shared: copy it before changing anything."""
+    folder = base / "web-clan-template"
+    path, done = folder / "clanpulse.db", folder / "built"
+    if not done.exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir()
+
+        async def build() -> None:
+            async with open_database(f"sqlite+aiosqlite:///{path}") as db:
+                await build_clan(db)
+
+        asyncio.run(build())
+        done.touch()
+    return path

@@ -174,13 +174,30 @@ async def _summary(
     top_messages = sorted(rows, key=lambda r: (-r.messages["30d"], r.name.casefold()))[:TOP]
     with_xp = [r for r in rows if r.xp["30d"]]
     top_xp = sorted(with_xp, key=lambda r: (-(r.xp["30d"] or 0), r.name.casefold()))[:TOP]
+    joined, left, renames = await roster_changes(conn, everyone, since, as_of)
+    return ClanSummary(
+        members=len(rows),
+        by_status=by_status,
+        messages_30d=sum(r.messages["30d"] for r in rows),
+        xp_30d=sum(r.xp["30d"] or 0 for r in rows),
+        top_messages_30d=[Ranked(r.member_id, r.name, r.messages["30d"]) for r in top_messages],
+        top_xp_30d=[Ranked(r.member_id, r.name, r.xp["30d"] or 0) for r in top_xp],
+        joined_30d=joined,
+        left_30d=left,
+        renames_30d=renames,
+    )
+
+
+async def roster_changes(
+    conn: AsyncConnection, everyone: list[Person], since: datetime, as_of: datetime
+) -> tuple[list[RosterChange], list[RosterChange], list[Rename]]:
+    """Who joined, who left and who was renamed in ``[since, as_of)``, oldest first."""
     joined = [
         RosterChange(seat.name, seat.joined_at)
         for person in everyone
         for seat in person.seats
         if seat.joined_at is not None and since <= seat.joined_at < as_of
     ]
-    left = await departures(conn, since, as_of)
     renames = await conn.execute(
         select(name_change.c.old_name, name_change.c.new_name, name_change.c.resolved_at)
         .join(account, account.c.id == name_change.c.account_id)
@@ -192,16 +209,10 @@ async def _summary(
         )
         .order_by(name_change.c.resolved_at)
     )
-    return ClanSummary(
-        members=len(rows),
-        by_status=by_status,
-        messages_30d=sum(r.messages["30d"] for r in rows),
-        xp_30d=sum(r.xp["30d"] or 0 for r in rows),
-        top_messages_30d=[Ranked(r.member_id, r.name, r.messages["30d"]) for r in top_messages],
-        top_xp_30d=[Ranked(r.member_id, r.name, r.xp["30d"] or 0) for r in top_xp],
-        joined_30d=sorted(joined, key=lambda c: c.at),
-        left_30d=sorted(left, key=lambda c: c.at),
-        renames_30d=[Rename(*row) for row in renames],
+    return (
+        sorted(joined, key=lambda c: c.at),
+        sorted(await departures(conn, since, as_of), key=lambda c: c.at),
+        [Rename(*row) for row in renames],
     )
 
 

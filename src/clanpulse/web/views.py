@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clanpulse.analytics import leaderboards
-from clanpulse.analytics.clan import ClanReport, ClanRow, clan_report, departures
+from clanpulse.analytics.clan import ClanReport, ClanRow, clan_report, roster_changes
 from clanpulse.analytics.daily import DayTotals, clan_daily
 from clanpulse.analytics.members import people
 from clanpulse.identity import account_display_name
@@ -31,7 +31,7 @@ from clanpulse.ops.runs import recent_runs
 from clanpulse.ops.status import service_status
 from clanpulse.settings import Settings
 from clanpulse.store.database import Database, data_version
-from clanpulse.store.schema import account, member, name_change, utcnow
+from clanpulse.store.schema import account, name_change, utcnow
 from clanpulse.web import models as m
 
 WINDOWS: tuple[m.Window, ...] = ("7d", "30d", "90d")
@@ -275,36 +275,15 @@ class Views:
     async def roster(self, as_of: datetime, window: m.Window) -> m.Roster:
         async def compute(conn: AsyncConnection) -> m.Roster:
             since = as_of - timedelta(days=WINDOW_DAYS[window])
-            everyone = await people(conn)
-            joined = sorted(
-                (
-                    m.RosterEvent(name=seat.name, at=seat.joined_at)
-                    for person in everyone
-                    for seat in person.seats
-                    if seat.joined_at is not None and since <= seat.joined_at < as_of
-                ),
-                key=lambda e: e.at,
-            )
-            left = [
-                m.RosterEvent(name=c.name, at=c.at) for c in await departures(conn, since, as_of)
-            ]
-            renames = await conn.execute(
-                select(name_change.c.old_name, name_change.c.new_name, name_change.c.resolved_at)
-                .join(account, account.c.id == name_change.c.account_id)
-                .join(member, member.c.id == account.c.member_id)
-                .where(
-                    member.c.opted_out.is_(False),
-                    name_change.c.resolved_at >= since,
-                    name_change.c.resolved_at < as_of,
-                )
-                .order_by(name_change.c.resolved_at)
-            )
+            joined, left, renames = await roster_changes(conn, await people(conn), since, as_of)
             return m.Roster(
                 as_of=as_of,
                 window=window,
-                joined=joined,
-                left=left,
-                renames=[m.RenameOut(old_name=o, new_name=n, at=at) for o, n, at in renames],
+                joined=[m.RosterEvent(name=c.name, at=c.at) for c in joined],
+                left=[m.RosterEvent(name=c.name, at=c.at) for c in left],
+                renames=[
+                    m.RenameOut(old_name=r.old_name, new_name=r.new_name, at=r.at) for r in renames
+                ],
             )
 
         return await self.cached(("roster", as_of, window), lambda: self._read(compute))
