@@ -44,15 +44,26 @@ def views(request: Request) -> Views:
 ViewsDep = Annotated[Views, Depends(views)]
 
 
-async def _json(views: Views, key: tuple[Any, ...], make: Callable[[], Awaitable[Any]]) -> Response:
-    """The model ``make`` gives, as JSON bytes computed once per data version."""
+async def _json(
+    views: Views,
+    as_of: datetime | None,
+    key: tuple[Any, ...],
+    make: Callable[[datetime], Awaitable[Any]],
+) -> Response:
+    """The model ``make`` gives for a moment, as JSON bytes computed once per data version:
+    for an exact ``as_of``, or the latest for now (served stale while recomputed)."""
 
-    async def encoded() -> bytes:
-        model = await make()
+    async def encoded(moment: datetime) -> bytes:
+        model = await make(moment)
         body: bytes = model.model_dump_json().encode()
         return body
 
-    return Response(await views.cached(("json", *key), encoded), media_type=JSON)
+    if as_of is not None:
+        moment = views.as_of(as_of)
+        body = await views.cached(("json", moment, *key), lambda: encoded(moment))
+    else:
+        body = await views.cache.latest(("json", *key), views.as_of(None), encoded)
+    return Response(body, media_type=JSON)
 
 
 @router.get("/health", response_model=m.Health, summary="Job health and data freshness")
@@ -70,8 +81,7 @@ async def jobs(views: ViewsDep) -> Response:
 
 @router.get("/overview", response_model=m.Overview, summary="Headline numbers for a window")
 async def overview(views: ViewsDep, window: WindowQ = "30d", as_of: AsOf = None) -> Response:
-    moment = views.as_of(as_of)
-    return await _json(views, ("overview", moment, window), lambda: views.overview(moment, window))
+    return await _json(views, as_of, ("overview", window), lambda t: views.overview(t, window))
 
 
 @router.get("/members", response_model=m.MemberPage, summary="Current members, clan report rows")
@@ -87,12 +97,12 @@ async def members(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     as_of: AsOf = None,
 ) -> Response:
-    moment = views.as_of(as_of)
-    key = ("members", moment, window, status, role, q, sort, order, offset, limit)
+    key = ("members", window, status, role, q, sort, order, offset, limit)
     return await _json(
         views,
+        as_of,
         key,
-        lambda: views.members(moment, window, status, role, q, sort, order, offset, limit),
+        lambda t: views.members(t, window, status, role, q, sort, order, offset, limit),
     )
 
 
@@ -108,12 +118,12 @@ async def member_detail(
     window: WindowQ = "30d",
     as_of: AsOf = None,
 ) -> Response:
-    moment = views.as_of(as_of)
     try:
         return await _json(
             views,
-            ("member", member_id, moment, window),
-            lambda: views.member(member_id, moment, window),
+            as_of,
+            ("member", member_id, window),
+            lambda t: views.member(member_id, t, window),
         )
     except NotFound as exc:
         raise HTTPException(404, str(exc)) from None
@@ -127,30 +137,27 @@ async def leaderboard(
     limit: Annotated[int, Query(ge=1, le=500)] = 10,
     as_of: AsOf = None,
 ) -> Response:
-    moment = views.as_of(as_of)
     return await _json(
         views,
-        ("leaderboard", moment, metric, window, limit),
-        lambda: views.leaderboard(moment, metric, window, limit),
+        as_of,
+        ("leaderboard", metric, window, limit),
+        lambda t: views.leaderboard(t, metric, window, limit),
     )
 
 
 @router.get("/activity", response_model=m.Activity, summary="The clan's messages and XP per day")
 async def activity(views: ViewsDep, window: WindowQ = "30d", as_of: AsOf = None) -> Response:
-    moment = views.as_of(as_of)
-    return await _json(views, ("activity", moment, window), lambda: views.activity(moment, window))
+    return await _json(views, as_of, ("activity", window), lambda t: views.activity(t, window))
 
 
 @router.get("/roster", response_model=m.Roster, summary="Who joined, left and was renamed")
 async def roster(views: ViewsDep, window: WindowQ = "30d", as_of: AsOf = None) -> Response:
-    moment = views.as_of(as_of)
-    return await _json(views, ("roster", moment, window), lambda: views.roster(moment, window))
+    return await _json(views, as_of, ("roster", window), lambda t: views.roster(t, window))
 
 
 @router.get("/inactive", response_model=m.Inactive, summary="The purge list, with reasons")
 async def inactive(views: ViewsDep, as_of: AsOf = None) -> Response:
-    moment = views.as_of(as_of)
-    return await _json(views, ("inactive", moment), lambda: views.inactive(moment))
+    return await _json(views, as_of, ("inactive",), views.inactive)
 
 
 # -- admin -------------------------------------------------------------------------------

@@ -88,6 +88,7 @@ async def dashboard(
         log.info("dashboard at %s", address)
         yield address
     finally:
+        await app.state.views.cache.close()  # recomputations in flight
         server.should_exit = True
         try:
             await asyncio.wait_for(asyncio.shield(task), timeout=10)

@@ -12,6 +12,7 @@ same uncached figure wait for one computation.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
@@ -31,7 +32,7 @@ from clanpulse.ops.runs import recent_runs
 from clanpulse.ops.status import service_status
 from clanpulse.settings import Settings
 from clanpulse.store.database import Database, data_version
-from clanpulse.store.schema import account, name_change, utcnow
+from clanpulse.store.schema import account, member, name_change, utcnow
 from clanpulse.web import models as m
 
 WINDOWS: tuple[m.Window, ...] = ("7d", "30d", "90d")
@@ -39,12 +40,13 @@ WINDOW_DAYS = {"7d": 7, "30d": 30, "90d": 90}
 MEMBER_SORTS = tuple(m.MemberRow.model_fields)
 STATUSES: tuple[m.Status, ...] = get_args(m.Status)
 TOP = 5
-CACHE_SIZE = 256
+CACHE_SIZE = 1024  # results, e.g. every member's profile of a large clan
 VERSION_CHECK_SECONDS = 1.0
 RUNS_SHOWN = 50
 HEALTH_SECONDS = 1.0
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class NotFound(LookupError):
@@ -52,12 +54,24 @@ class NotFound(LookupError):
 
 
 class ResultCache:
-    """Bounded, single-flight, dropped whole when the data version changes."""
+    """Bounded, single-flight, dropped whole when the data version changes.
+
+    Besides results for an exact moment (:meth:`get`), it keeps the *latest* result of
+    each query for "now" (:meth:`latest`): when the data or the minute changed, that one
+    is served once more while a single background task recomputes it (stale while
+    revalidating). A harvest committing every second thus never makes a reader wait for
+    a recomputation; what it sees is at most one computation plus a second old.
+    """
 
     def __init__(self, db: Database, size: int = CACHE_SIZE) -> None:
         self.db = db
         self.size = size
         self._entries: OrderedDict[Hashable, Any] = OrderedDict()
+        self._latest: OrderedDict[Hashable, tuple[int | None, datetime, Any]] = OrderedDict()
+        self._refreshing: set[Hashable] = set()
+        self._refresh_turn = asyncio.Semaphore(1)  # one recomputation at a time
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._hidden: frozenset[int] | None = None  # opted-out members at the last check
         self._pending: dict[Hashable, asyncio.Future[Any]] = {}
         self._version: int | None = None
         self._checked_at = float("-inf")
@@ -72,15 +86,71 @@ class ResultCache:
                 return
             async with self.db.read() as conn:
                 version = await data_version(conn)
+                hidden = None
+                if version != self._version:
+                    found = await conn.execute(select(member.c.id).where(member.c.opted_out))
+                    hidden = frozenset(found.scalars())
             self._checked_at = time.monotonic()
             if version != self._version:
                 self._entries.clear()
                 self._version = version
+                if hidden != self._hidden:
+                    # someone opted out (or back in): no stale result may show them again
+                    self._latest.clear()
+                    self._hidden = hidden
 
     def forget(self) -> None:
-        """Drop everything now (this process changed the data)."""
+        """Drop everything now, latest results too (this process changed the data: an
+        opted-out member must be gone from the next response)."""
         self._entries.clear()
+        self._latest.clear()
         self._checked_at = float("-inf")
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def latest(
+        self, key: Hashable, minute: datetime, compute: Callable[[datetime], Awaitable[T]]
+    ) -> T:
+        """The latest result of ``compute`` for the current ``minute``: see the class."""
+        await self._fresh()
+        entry = self._latest.get(key)
+        if entry is not None:
+            self._latest.move_to_end(key)
+            version, at, value = entry
+            if (version, at) != (self._version, minute) and key not in self._refreshing:
+                self._refreshing.add(key)
+                task = asyncio.create_task(self._refresh(key, minute, compute))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            return cast(T, value)
+        version = self._version  # before computing: a write meanwhile makes it stale
+        fresh: T = await self.get(("latest", key, minute), lambda: compute(minute))
+        self._keep(key, version, minute, fresh)
+        return fresh
+
+    async def _refresh(
+        self, key: Hashable, minute: datetime, compute: Callable[[datetime], Awaitable[Any]]
+    ) -> None:
+        try:
+            async with self._refresh_turn:
+                version = self._version
+                value = await compute(minute)
+                self.computed += 1
+            if key in self._latest:  # not forgotten meanwhile
+                self._keep(key, version, minute, value)
+        except Exception as exc:  # the stale result stays; the next request tries again
+            log.warning("recomputing %r failed: %s", key, exc)
+        finally:
+            self._refreshing.discard(key)
+
+    def _keep(self, key: Hashable, version: int | None, minute: datetime, value: Any) -> None:
+        self._latest[key] = (version, minute, value)
+        self._latest.move_to_end(key)
+        if len(self._latest) > self.size:
+            self._latest.popitem(last=False)
 
     async def get(self, key: Hashable, compute: Callable[[], Awaitable[T]]) -> T:
         await self._fresh()
