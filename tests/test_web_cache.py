@@ -4,6 +4,7 @@ and an opt-out is never served stale."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -35,23 +36,29 @@ async def test_latest_is_served_stale_once_while_one_recomputation_runs(db: Data
     cache = ResultCache(db)
     computed: list[datetime] = []
 
-    async def compute(minute: datetime) -> int:
-        computed.append(minute)
-        await asyncio.sleep(0.05)
-        return len(computed)
+    def compute(minute: datetime) -> Callable[[], Awaitable[int]]:
+        async def run() -> int:
+            computed.append(minute)
+            await asyncio.sleep(0.05)
+            return len(computed)
 
-    assert await cache.latest("k", MINUTE, compute) == 1  # nothing yet: computed at once
-    assert await cache.latest("k", MINUTE, compute) == 1  # fresh: not computed again
+        return run
+
+    assert await cache.latest("k", MINUTE, compute(MINUTE)) == 1  # nothing yet: computed at once
+    assert await cache.latest("k", MINUTE, compute(MINUTE)) == 1  # fresh: not computed again
     await write_message(db, 2, "2026-03-01 11:00")
     # new data: the old result at once, twice, and one recomputation behind it
-    assert await asyncio.gather(*(cache.latest("k", MINUTE, compute) for _ in range(5))) == [1] * 5
+    assert (
+        await asyncio.gather(*(cache.latest("k", MINUTE, compute(MINUTE)) for _ in range(5)))
+        == [1] * 5
+    )
     await asyncio.gather(*cache._tasks)
-    assert await cache.latest("k", MINUTE, compute) == 2
+    assert await cache.latest("k", MINUTE, compute(MINUTE)) == 2
     # a new minute: likewise
     later = MINUTE + timedelta(minutes=1)
-    assert await cache.latest("k", later, compute) == 2
+    assert await cache.latest("k", later, compute(later)) == 2
     await asyncio.gather(*cache._tasks)
-    assert await cache.latest("k", later, compute) == 3
+    assert await cache.latest("k", later, compute(later)) == 3
     assert computed == [MINUTE, MINUTE, later]
 
 
@@ -59,7 +66,7 @@ async def test_an_opt_out_is_never_served_stale(db: Database) -> None:
     await write_message(db, 1, "2026-03-01 10:00")
     cache = ResultCache(db)
 
-    async def visible(_minute: datetime) -> list[int]:
+    async def visible() -> list[int]:
         async with db.read() as conn:
             found = await conn.execute(select(member.c.id).where(member.c.opted_out.is_(False)))
             return sorted(found.scalars())

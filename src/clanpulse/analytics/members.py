@@ -51,9 +51,9 @@ class Person:
         ]
 
 
-async def people(conn: AsyncConnection) -> list[Person]:
-    """Every member who has not opted out, in member id order."""
-    result = await conn.execute(
+async def people(conn: AsyncConnection, member_id: int | None = None) -> list[Person]:
+    """Every member who has not opted out (or only ``member_id``), in member id order."""
+    query = (
         select(
             member.c.id,
             member.c.display_name,
@@ -70,6 +70,9 @@ async def people(conn: AsyncConnection) -> list[Person]:
         .where(member.c.opted_out.is_(False))
         .order_by(member.c.id, account.c.platform, account.c.id)
     )
+    if member_id is not None:
+        query = query.where(member.c.id == member_id)
+    result = await conn.execute(query)
     grouped: dict[int, list[Any]] = defaultdict(list)
     chosen: dict[int, str | None] = {}
     for row in result:

@@ -62,7 +62,8 @@ async def _json(
         moment = views.as_of(as_of)
         body = await views.cached(("json", moment, *key), lambda: encoded(moment))
     else:
-        body = await views.cache.latest(("json", *key), views.as_of(None), encoded)
+        moment = views.as_of(None)
+        body = await views.cache.latest(("json", *key), moment, lambda: encoded(moment))
     return Response(body, media_type=JSON)
 
 

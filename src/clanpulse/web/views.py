@@ -27,7 +27,6 @@ from clanpulse.analytics.clan import ClanReport, ClanRow, clan_report, roster_ch
 from clanpulse.analytics.daily import DayTotals, clan_daily
 from clanpulse.analytics.members import people
 from clanpulse.identity import account_display_name
-from clanpulse.net.cache import TTLCache
 from clanpulse.ops.runs import recent_runs
 from clanpulse.ops.status import service_status
 from clanpulse.settings import Settings
@@ -43,7 +42,6 @@ TOP = 5
 CACHE_SIZE = 1024  # results, e.g. every member's profile of a large clan
 VERSION_CHECK_SECONDS = 1.0
 RUNS_SHOWN = 50
-HEALTH_SECONDS = 1.0
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -67,7 +65,7 @@ class ResultCache:
         self.db = db
         self.size = size
         self._entries: OrderedDict[Hashable, Any] = OrderedDict()
-        self._latest: OrderedDict[Hashable, tuple[int | None, datetime, Any]] = OrderedDict()
+        self._latest: OrderedDict[Hashable, tuple[int | None, Hashable, Any]] = OrderedDict()
         self._refreshing: set[Hashable] = set()
         self._refresh_turn = asyncio.Semaphore(1)  # one recomputation at a time
         self._tasks: set[asyncio.Task[None]] = set()
@@ -112,42 +110,43 @@ class ResultCache:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def latest(
-        self, key: Hashable, minute: datetime, compute: Callable[[datetime], Awaitable[T]]
+        self, key: Hashable, token: Hashable, compute: Callable[[], Awaitable[T]]
     ) -> T:
-        """The latest result of ``compute`` for the current ``minute``: see the class."""
+        """The latest result of ``compute``, fresh while the data version and ``token``
+        (the minute it is for, say) stay the same: see the class."""
         await self._fresh()
         entry = self._latest.get(key)
         if entry is not None:
             self._latest.move_to_end(key)
             version, at, value = entry
-            if (version, at) != (self._version, minute) and key not in self._refreshing:
+            if (version, at) != (self._version, token) and key not in self._refreshing:
                 self._refreshing.add(key)
-                task = asyncio.create_task(self._refresh(key, minute, compute))
+                task = asyncio.create_task(self._refresh(key, token, compute))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
             return cast(T, value)
         version = self._version  # before computing: a write meanwhile makes it stale
-        fresh: T = await self.get(("latest", key, minute), lambda: compute(minute))
-        self._keep(key, version, minute, fresh)
+        fresh: T = await self.get(("latest", key, token), compute)
+        self._keep(key, version, token, fresh)
         return fresh
 
     async def _refresh(
-        self, key: Hashable, minute: datetime, compute: Callable[[datetime], Awaitable[Any]]
+        self, key: Hashable, token: Hashable, compute: Callable[[], Awaitable[Any]]
     ) -> None:
         try:
             async with self._refresh_turn:
                 version = self._version
-                value = await compute(minute)
+                value = await compute()
                 self.computed += 1
             if key in self._latest:  # not forgotten meanwhile
-                self._keep(key, version, minute, value)
+                self._keep(key, version, token, value)
         except Exception as exc:  # the stale result stays; the next request tries again
             log.warning("recomputing %r failed: %s", key, exc)
         finally:
             self._refreshing.discard(key)
 
-    def _keep(self, key: Hashable, version: int | None, minute: datetime, value: Any) -> None:
-        self._latest[key] = (version, minute, value)
+    def _keep(self, key: Hashable, version: int | None, token: Hashable, value: Any) -> None:
+        self._latest[key] = (version, token, value)
         self._latest.move_to_end(key)
         if len(self._latest) > self.size:
             self._latest.popitem(last=False)
@@ -192,8 +191,6 @@ class Views:
         self.settings = settings
         self.now = now
         self.cache = ResultCache(db)
-        self._health: TTLCache[str, m.Health] = TTLCache(1, HEALTH_SECONDS)
-        self._health_lock = asyncio.Lock()
 
     def as_of(self, requested: datetime | None) -> datetime:
         if requested is None:
@@ -253,7 +250,7 @@ class Views:
         row = next((r for r in report.rows if r.member_id == member_id), None)
 
         async def compute(conn: AsyncConnection) -> m.MemberDetail:
-            person = next((p for p in await people(conn) if p.member_id == member_id), None)
+            person = next(iter(await people(conn, member_id)), None)
             if person is None:
                 raise NotFound(f"no member #{member_id}")
             accounts = await conn.execute(
@@ -401,13 +398,12 @@ class Views:
     # -- operations: about now, so kept for a second at most ------------------------------
 
     async def health(self) -> m.Health:
-        # ~20 small queries: under load, one computation a second serves every caller
-        async with self._health_lock:
-            found = self._health.get("health")
-            if found is None:
-                found = await self._compute_health()
-                self._health.set("health", found)
-        return found
+        # ~20 small queries: under load, one computation a second serves every caller, who
+        # gets the previous one meanwhile (as for the latest results)
+        # (job runs are bookkeeping, not data: the clock's second, not the data version,
+        # ages it)
+        second = int(time.monotonic())
+        return await self.cache.latest(("health",), second, self._compute_health)
 
     async def _compute_health(self) -> m.Health:
         now = self.now()
