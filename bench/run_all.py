@@ -6,7 +6,10 @@
   readings + 1 M messages; the first run builds the database (~12 minutes, cached under
   ``bench/.cache/``), later runs only measure (a minute or two);
 * ``bench/soak.py``: ``clanpulse run`` for 21 days of schedule at 3600x, its memory sampled
-  (about 9 minutes).
+  (about 9 minutes);
+* ``bench/web_load.py``: the JSON API under 50 concurrent clients, without and with an import
+  writing into the same SQLite file, closed loop and with think time (about 7 minutes; the
+  first run of a day builds the demo database, about a minute more).
 
 ``--quick`` runs smaller variants (no API-key runs; a 100-member, 90-day database) for a
 smoke test in a few minutes; their figures do not answer the goals. Each benchmark is
@@ -28,6 +31,7 @@ FULL: list[tuple[str, list[str], float]] = [
     ("wom_harvest.py", [], 30 * 60),
     ("clan_report.py", [], 75 * 60),
     ("soak.py", [], 20 * 60),
+    ("web_load.py", [], 20 * 60),
 ]
 QUICK: list[tuple[str, list[str], float]] = [
     ("wom_harvest.py", ["--skip-key", "--members", "200"], 15 * 60),
@@ -37,6 +41,7 @@ QUICK: list[tuple[str, list[str], float]] = [
         20 * 60,
     ),
     ("soak.py", ["--days", "3"], 5 * 60),
+    ("web_load.py", ["--quick"], 10 * 60),
 ]
 
 
