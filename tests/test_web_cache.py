@@ -75,3 +75,25 @@ async def test_an_opt_out_is_never_served_stale(db: Database) -> None:
     async with db.write() as conn:  # as `clanpulse member opt-out` in another process
         await set_opted_out(conn, shown)
     assert await cache.latest("members", MINUTE, visible) == []
+
+
+async def test_while_data_keeps_changing_a_result_is_recomputed_at_most_every_min_age(
+    db: Database,
+) -> None:
+    await write_message(db, 1, "2026-03-01 10:00")
+    cache = ResultCache(db, min_age=3600)
+    runs: list[int] = []
+
+    async def compute() -> int:
+        runs.append(len(runs) + 1)
+        return len(runs)
+
+    assert await cache.latest("k", MINUTE, compute) == 1
+    await write_message(db, 2, "2026-03-01 11:00")
+    assert await cache.latest("k", MINUTE, compute) == 1
+    await asyncio.gather(*cache._tasks)
+    assert runs == [1]  # new data, but the result is younger than min_age
+    later = MINUTE + timedelta(minutes=1)
+    assert await cache.latest("k", later, compute) == 1  # a new minute always refreshes
+    await asyncio.gather(*cache._tasks)
+    assert await cache.latest("k", later, compute) == 2

@@ -50,6 +50,8 @@ async def build_clan(db: Database, *, members: int = 40, days: int = 45, seed: i
 
 
 def web_settings(url: str, **extra: Any) -> Settings:
+    # new data shows at the next request but one (tests/test_web_cache.py covers the delay)
+    extra.setdefault("web_refresh_seconds", 0)
     return load_settings(database_url=url, **extra)
 
 

@@ -85,6 +85,8 @@ class Settings(BaseSettings):
     # loopback by default: put a reverse proxy with TLS in front to expose it
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=8080, ge=0, le=65535)
+    # while data keeps changing (a harvest running), a page is recomputed at most this often
+    web_refresh_seconds: float = Field(default=10, ge=0, le=3600)
     # unset: the dashboard is read-only; set: admin actions need it (and a CSRF token)
     admin_token: SecretStr | None = Field(default=None, min_length=16)
 

@@ -8,6 +8,7 @@ report's XP gain uses (Wise Old Man's rules: ``analytics/wom_gains.py``).
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
@@ -94,12 +95,17 @@ async def _metric_by_member(
             )
         )
         data.update({(a, t): blob for a, t, blob in rows})
-    totals: defaultdict[int, float | None] = defaultdict(lambda: None)
-    for account_id, gain in spans.items():
-        start = unpack_snapshot_data(data[(account_id, gain.start_at)])
-        end = unpack_snapshot_data(data[(account_id, gain.end_at)])
-        gained = metric_gains(start, end).get(name)
-        if gained is not None:
-            member_id = owner[account_id]
-            totals[member_id] = (totals[member_id] or 0) + gained.gained
-    return dict(totals)
+
+    def add_up() -> dict[int, float | None]:
+        totals: defaultdict[int, float | None] = defaultdict(lambda: None)
+        for account_id, gain in spans.items():
+            start = unpack_snapshot_data(data[(account_id, gain.start_at)])
+            end = unpack_snapshot_data(data[(account_id, gain.end_at)])
+            gained = metric_gains(start, end).get(name)
+            if gained is not None:
+                member_id = owner[account_id]
+                totals[member_id] = (totals[member_id] or 0) + gained.gained
+        return dict(totals)
+
+    # decompressing two snapshots per player is the long part: not on the event loop
+    return await asyncio.to_thread(add_up)

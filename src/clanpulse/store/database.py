@@ -56,6 +56,9 @@ def sqlite_archive_path(url: str) -> Path | None:
     return main.with_name(f"{main.stem}-archive.db")
 
 
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
+
+
 def _sqlite_engine(url: str, *, writer: bool) -> AsyncEngine:
     engine = create_async_engine(
         url,
@@ -80,6 +83,9 @@ def _sqlite_engine(url: str, *, writer: bool) -> AsyncEngine:
                 if str(cursor.fetchone()[0]).lower() != "wal":
                     cursor.execute("PRAGMA journal_mode = WAL")
                 cursor.execute("PRAGMA synchronous = NORMAL")
+                # readers that never let go keep the WAL from restarting; once they do,
+                # a checkpoint shrinks it back to this (else it keeps its largest size)
+                cursor.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
             # ATTACH and the TEMP VIEWs must come before query_only, which forbids them.
             _record.info[ATTACHED_KEY] = archive is not None and archive.exists()
             if _record.info[ATTACHED_KEY]:

@@ -58,14 +58,18 @@ class ResultCache:
     each query for "now" (:meth:`latest`): when the data or the minute changed, that one
     is served once more while a single background task recomputes it (stale while
     revalidating). A harvest committing every second thus never makes a reader wait for
-    a recomputation; what it sees is at most one computation plus a second old.
+    a recomputation; and while the data keeps changing, a result is recomputed at most
+    every ``min_age`` seconds (CLANPULSE_WEB_REFRESH_SECONDS), so the server is not busy
+    recomputing all the time. An opt-out drops every latest result at once.
     """
 
-    def __init__(self, db: Database, size: int = CACHE_SIZE) -> None:
+    def __init__(self, db: Database, size: int = CACHE_SIZE, min_age: float = 0.0) -> None:
         self.db = db
         self.size = size
+        self.min_age = min_age  # a latest result is not recomputed for new data before this
         self._entries: OrderedDict[Hashable, Any] = OrderedDict()
-        self._latest: OrderedDict[Hashable, tuple[int | None, Hashable, Any]] = OrderedDict()
+        # key -> (data version, token, when kept (monotonic), value)
+        self._latest: OrderedDict[Hashable, tuple[int | None, Hashable, float, Any]] = OrderedDict()
         self._refreshing: set[Hashable] = set()
         self._refresh_turn = asyncio.Semaphore(1)  # one recomputation at a time
         self._tasks: set[asyncio.Task[None]] = set()
@@ -118,8 +122,10 @@ class ResultCache:
         entry = self._latest.get(key)
         if entry is not None:
             self._latest.move_to_end(key)
-            version, at, value = entry
-            if (version, at) != (self._version, token) and key not in self._refreshing:
+            version, at, kept, value = entry
+            aged = time.monotonic() - kept >= self.min_age
+            stale = at != token or (version != self._version and aged)
+            if stale and key not in self._refreshing:
                 self._refreshing.add(key)
                 task = asyncio.create_task(self._refresh(key, token, compute))
                 self._tasks.add(task)
@@ -146,7 +152,7 @@ class ResultCache:
             self._refreshing.discard(key)
 
     def _keep(self, key: Hashable, version: int | None, token: Hashable, value: Any) -> None:
-        self._latest[key] = (version, token, value)
+        self._latest[key] = (version, token, time.monotonic(), value)
         self._latest.move_to_end(key)
         if len(self._latest) > self.size:
             self._latest.popitem(last=False)
@@ -190,7 +196,7 @@ class Views:
         self.db = db
         self.settings = settings
         self.now = now
-        self.cache = ResultCache(db)
+        self.cache = ResultCache(db, min_age=settings.web_refresh_seconds)
 
     def as_of(self, requested: datetime | None) -> datetime:
         if requested is None:
