@@ -273,7 +273,9 @@ async def run_service(
                     await on_started(service)
                 await stop.wait()
                 log.info("clanpulse run: stopping")
-                await service.stop()
+                # the jobs wind down while the dashboard closes, not one after the other
+                stopping = asyncio.create_task(service.stop())
+            await stopping
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)

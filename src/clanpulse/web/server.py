@@ -59,7 +59,7 @@ async def dashboard(
         access_log=False,
         lifespan="off",
         server_header=False,
-        timeout_graceful_shutdown=5,
+        timeout_graceful_shutdown=2,
     )
     # bound here, not by uvicorn, which would exit the process on a taken port
     family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
@@ -91,7 +91,7 @@ async def dashboard(
         await app.state.views.cache.close()  # recomputations in flight
         server.should_exit = True
         try:
-            await asyncio.wait_for(asyncio.shield(task), timeout=10)
+            await asyncio.wait_for(asyncio.shield(task), timeout=5)
         except (TimeoutError, SystemExit):
             task.cancel()
         sock.close()
