@@ -98,3 +98,26 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 async def db(db_url: str) -> AsyncIterator[Database]:
     async with open_database(db_url) as database:
         yield database
+
+
+# -- running in parallel (pytest-xdist, `-n` and `--dist loadgroup` in pyproject.toml) -----
+
+_SHARED_SCOPES = ("module", "package", "class")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the group marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Keep each module that shares an expensive fixture (a harvested clan, a served
+    dashboard, a fuzzed API) on one worker, so that it is built once, not once per worker
+    that happens to run one of its tests. Every other test is handed out on its own."""
+    for item in items:
+        infos = getattr(item, "_fixtureinfo", None)
+        if infos is None:
+            continue
+        shared = any(
+            fixturedef.scope in _SHARED_SCOPES
+            for fixturedefs in infos.name2fixturedefs.values()
+            for fixturedef in fixturedefs
+        )
+        if shared:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))

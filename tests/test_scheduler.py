@@ -253,6 +253,9 @@ def test_sigterm_mid_harvest_stops_within_seconds_and_a_rerun_completes_exactly(
             **env_for(fake, url),
             "CLANPULSE_SCHEDULE_WATCHDOG": OFF,
             "CLANPULSE_SCHEDULE_MAINTAIN": OFF,
+            # `run` serves the dashboard too: on a free port, not the default 8080, which
+            # another test (or anything else on the machine) may hold
+            "CLANPULSE_WEB_PORT": "0",
         }
         proc = subprocess.Popen(
             [sys.executable, "-m", "clanpulse.cli", "run"],
