@@ -97,3 +97,30 @@ async def test_while_data_keeps_changing_a_result_is_recomputed_at_most_every_mi
     assert await cache.latest("k", later, compute) == 1  # a new minute always refreshes
     await asyncio.gather(*cache._tasks)
     assert await cache.latest("k", later, compute) == 2
+
+
+async def test_a_result_built_on_others_is_never_older_than_they_are(db: Database) -> None:
+    """For now, everything one generation computes reads data at least as new as the
+    generation's start: a result recomputed on a new generation does not reuse a figure
+    read before it (and so miss a write) just because that figure was still young."""
+    await write_message(db, 1, "2026-03-01 10:00")
+    cache = ResultCache(db, min_age=0.3)
+
+    async def messages() -> int:
+        async with db.read() as conn:
+            return len((await conn.execute(select(member.c.id))).all())
+
+    async def page() -> int:  # a figure built on another, as the JSON on the clan report
+        return await cache.current(("members", MINUTE), messages)
+
+    assert await cache.latest("page", MINUTE, page) == 1
+    await write_message(db, 2, "2026-03-01 11:00")
+    # younger than min_age: the same generation, whose figures stay as they were
+    assert await cache.current(("members", MINUTE), messages) == 1
+    assert await cache.latest("page", MINUTE, page) == 1
+    await asyncio.sleep(0.35)
+    # a new generation: the page is served once more, then recomputed on new figures
+    assert await cache.latest("page", MINUTE, page) == 1
+    await asyncio.gather(*cache._tasks)
+    assert await cache.latest("page", MINUTE, page) == 2
+    assert await cache.current(("members", MINUTE), messages) == 2

@@ -48,22 +48,21 @@ async def _json(
     views: Views,
     as_of: datetime | None,
     key: tuple[Any, ...],
-    make: Callable[[datetime], Awaitable[Any]],
+    make: Callable[[datetime | None], Awaitable[BaseModel]],
 ) -> Response:
-    """The model ``make`` gives for a moment, as JSON bytes computed once per data version:
-    for an exact ``as_of``, or the latest for now (served stale while recomputed)."""
+    """The model ``make`` gives for a moment, as JSON bytes: for an exact ``as_of``, kept
+    while the data stay the same; for now (None), the latest, served stale while a newer
+    one is computed (see ``ResultCache``)."""
 
-    async def encoded(moment: datetime) -> bytes:
+    async def encoded(moment: datetime | None) -> bytes:
         model = await make(moment)
-        body: bytes = model.model_dump_json().encode()
-        return body
+        return model.model_dump_json().encode()
 
     if as_of is not None:
         moment = views.as_of(as_of)
-        body = await views.cached(("json", moment, *key), lambda: encoded(moment))
+        body = await views.cache.get(("json", moment, *key), lambda: encoded(moment))
     else:
-        moment = views.as_of(None)
-        body = await views.cache.latest(("json", *key), moment, lambda: encoded(moment))
+        body = await views.cache.latest(("json", *key), views.as_of(None), lambda: encoded(None))
     return Response(body, media_type=JSON)
 
 

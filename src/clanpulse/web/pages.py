@@ -146,9 +146,8 @@ WindowQ = Annotated[m.Window, Query()]
 @router.get("/", response_class=HTMLResponse)
 async def overview_page(request: Request, window: WindowQ = "30d") -> HTMLResponse:
     views = _views(request)
-    moment = views.as_of(None)
-    overview = await views.overview(moment, window)
-    activity = await views.activity(moment, window)
+    overview = await views.overview(None, window)
+    activity = await views.activity(None, window)
     health = await views.health()
     return render(
         request,
@@ -175,14 +174,13 @@ async def members_page(
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
 ) -> HTMLResponse:
     views = _views(request)
-    moment = views.as_of(None)
     # a form sends empty fields for "any"
     chosen_status = status if status in STATUSES else None
     chosen_role = role or None
     if sort not in MEMBER_SORTS:
         sort = "messages"
     found = await views.members(
-        moment,
+        None,
         window,
         chosen_status,
         chosen_role,
@@ -192,7 +190,7 @@ async def members_page(
         (page - 1) * PAGE_SIZE,
         PAGE_SIZE,
     )
-    report = await views.report(moment)
+    report = await views.report(None)
     roles = sorted({r.role for r in report.rows if r.role}, key=str.casefold)
     current = {
         "window": window,
@@ -236,9 +234,8 @@ async def member_page(
     request: Request, member_id: Annotated[int, Path(ge=1, le=2**53)], window: WindowQ = "30d"
 ) -> HTMLResponse:
     views = _views(request)
-    moment = views.as_of(None)
     try:
-        found = await views.member(member_id, moment, window)
+        found = await views.member(member_id, None, window)
     except NotFound:
         raise PageProblem(404, f"There is no member #{member_id}.") from None
     return render(
@@ -263,7 +260,7 @@ async def leaderboards_page(
     views = _views(request)
     if metric not in METRIC_LABELS:
         raise PageProblem(404, "There is no such leaderboard.")
-    board = await views.leaderboard(views.as_of(None), metric, window, limit)
+    board = await views.leaderboard(None, metric, window, limit)
     return render(
         request,
         "leaderboards.html",
@@ -283,9 +280,7 @@ async def leaderboards_page(
 @router.get("/inactive", response_class=HTMLResponse)
 async def inactive_page(request: Request) -> HTMLResponse:
     views = _views(request)
-    return render(
-        request, "inactive.html", nav="inactive", result=await views.inactive(views.as_of(None))
-    )
+    return render(request, "inactive.html", nav="inactive", result=await views.inactive(None))
 
 
 @router.get("/jobs", response_class=HTMLResponse)

@@ -88,13 +88,13 @@ async def dashboard(
         log.info("dashboard at %s", address)
         yield address
     finally:
-        await app.state.views.cache.close()  # recomputations in flight
         server.should_exit = True
         try:
             await asyncio.wait_for(asyncio.shield(task), timeout=5)
         except (TimeoutError, SystemExit):
             task.cancel()
         sock.close()
+        await app.state.views.close()  # after the requests: they may be reading
 
 
 def _shown_host(host: str) -> str:

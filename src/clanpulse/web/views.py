@@ -31,6 +31,7 @@ from clanpulse.ops.runs import recent_runs
 from clanpulse.ops.status import service_status
 from clanpulse.settings import Settings
 from clanpulse.store.database import Database, data_version
+from clanpulse.store.read_thread import ReadThread
 from clanpulse.store.schema import account, member, name_change, utcnow
 from clanpulse.web import models as m
 
@@ -51,33 +52,89 @@ class NotFound(LookupError):
     """No such member (or one who opted out: the dashboard does not know them)."""
 
 
-class ResultCache:
-    """Bounded, single-flight, dropped whole when the data version changes.
+class _Results:
+    """Results by key: bounded (least recently used go first) and single-flight (many
+    asking at once for a missing result wait for one computation). :meth:`clear` also
+    disowns computations in flight: what they return was read before it."""
 
-    Besides results for an exact moment (:meth:`get`), it keeps the *latest* result of
-    each query for "now" (:meth:`latest`): when the data or the minute changed, that one
-    is served once more while a single background task recomputes it (stale while
-    revalidating). A harvest committing every second thus never makes a reader wait for
-    a recomputation; and while the data keeps changing, a result is recomputed at most
-    every ``min_age`` seconds (CLANPULSE_WEB_REFRESH_SECONDS), so the server is not busy
-    recomputing all the time. An opt-out drops every latest result at once.
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: OrderedDict[Hashable, Any] = OrderedDict()
+        self._pending: dict[Hashable, asyncio.Future[Any]] = {}
+        self._epoch = 0
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._pending.clear()
+        self._epoch += 1
+
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._entries
+
+    def peek(self, key: Hashable) -> Any:
+        self._entries.move_to_end(key)
+        return self._entries[key]
+
+    async def get(self, key: Hashable, compute: Callable[[], Awaitable[T]]) -> T:
+        if key in self._entries:
+            return cast(T, self.peek(key))
+        pending = self._pending.get(key)
+        if pending is not None:
+            return cast(T, await asyncio.shield(pending))
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[key] = future
+        epoch = self._epoch
+        try:
+            value = await compute()
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: nobody else may be waiting
+            raise
+        finally:
+            if self._pending.get(key) is future:
+                del self._pending[key]
+        future.set_result(value)
+        if epoch == self._epoch:
+            self._entries[key] = value
+            if len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+        return value
+
+
+class ResultCache:
+    """The dashboard's results, never older than the data allow.
+
+    - :meth:`get`: a result for an exact moment, kept while the store's data version stays
+      the same (checked at most once a second).
+    - :meth:`current`: a result for *now*, kept for a generation: a generation starts when
+      the data version has changed, but at most every ``min_age`` seconds
+      (CLANPULSE_WEB_REFRESH_SECONDS), so that a harvest committing every second does not
+      keep the server recomputing. Everything computed in one generation (a report and the
+      figures built on it) reads data at least as new as the generation's start.
+    - :meth:`latest`: like :meth:`current`, but when the generation (or the minute it is
+      for) has moved on, the previous result is served once more while one background task
+      recomputes it (stale while revalidating): readers never wait for a recomputation.
+
+    Someone opting out (or back in) ends everything at once: no result may show them again.
     """
 
     def __init__(self, db: Database, size: int = CACHE_SIZE, min_age: float = 0.0) -> None:
         self.db = db
-        self.size = size
-        self.min_age = min_age  # a latest result is not recomputed for new data before this
-        self._entries: OrderedDict[Hashable, Any] = OrderedDict()
-        # key -> (data version, token, when kept (monotonic), value)
-        self._latest: OrderedDict[Hashable, tuple[int | None, Hashable, float, Any]] = OrderedDict()
+        self.min_age = min_age
+        self._exact = _Results(size)
+        self._current = _Results(size)
+        self._shown: OrderedDict[Hashable, Any] = OrderedDict()  # latest result per key
+        self._size = size
+        self._forgotten = 0  # how many times everything was dropped
+        self._version: int | None = None
+        self._generation: int | None = None  # the data version the generation started at
+        self._generation_started = float("-inf")
+        self._hidden: frozenset[int] | None = None  # opted-out members at the last check
+        self._checked_at = float("-inf")
+        self._check = asyncio.Lock()
         self._refreshing: set[Hashable] = set()
         self._refresh_turn = asyncio.Semaphore(1)  # one recomputation at a time
         self._tasks: set[asyncio.Task[None]] = set()
-        self._hidden: frozenset[int] | None = None  # opted-out members at the last check
-        self._pending: dict[Hashable, asyncio.Future[Any]] = {}
-        self._version: int | None = None
-        self._checked_at = float("-inf")
-        self._check: asyncio.Lock = asyncio.Lock()
         self.computed = 0  # how many results were computed (not served from the cache)
 
     async def _fresh(self) -> None:
@@ -92,20 +149,31 @@ class ResultCache:
                 if version != self._version:
                     found = await conn.execute(select(member.c.id).where(member.c.opted_out))
                     hidden = frozenset(found.scalars())
-            self._checked_at = time.monotonic()
+            now = time.monotonic()
+            self._checked_at = now
             if version != self._version:
-                self._entries.clear()
+                self._exact.clear()
                 self._version = version
                 if hidden != self._hidden:
-                    # someone opted out (or back in): no stale result may show them again
-                    self._latest.clear()
                     self._hidden = hidden
+                    self._forget_now()
+            if self._generation != version and now - self._generation_started >= self.min_age:
+                self._current.clear()
+                self._generation = version
+                self._generation_started = now
+
+    def _forget_now(self) -> None:
+        self._current.clear()
+        self._shown.clear()
+        self._forgotten += 1
+        self._generation = None
+        self._generation_started = float("-inf")
 
     def forget(self) -> None:
-        """Drop everything now, latest results too (this process changed the data: an
-        opted-out member must be gone from the next response)."""
-        self._entries.clear()
-        self._latest.clear()
+        """Drop everything now (this process changed the data: an opted-out member must be
+        gone from the next response)."""
+        self._exact.clear()
+        self._forget_now()
         self._checked_at = float("-inf")
 
     async def close(self) -> None:
@@ -113,74 +181,60 @@ class ResultCache:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
+    def _counted(self, compute: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T]]:
+        async def run() -> T:
+            value = await compute()
+            self.computed += 1
+            return value
+
+        return run
+
+    async def get(self, key: Hashable, compute: Callable[[], Awaitable[T]]) -> T:
+        await self._fresh()
+        return await self._exact.get(key, self._counted(compute))
+
+    async def current(self, key: Hashable, compute: Callable[[], Awaitable[T]]) -> T:
+        await self._fresh()
+        return await self._current.get(key, self._counted(compute))
+
     async def latest(
         self, key: Hashable, token: Hashable, compute: Callable[[], Awaitable[T]]
     ) -> T:
-        """The latest result of ``compute``, fresh while the data version and ``token``
-        (the minute it is for, say) stay the same: see the class."""
+        """The result of ``compute`` for now and ``token`` (the minute it is for, say),
+        served stale while a newer one is computed: see the class."""
         await self._fresh()
-        entry = self._latest.get(key)
-        if entry is not None:
-            self._latest.move_to_end(key)
-            version, at, kept, value = entry
-            aged = time.monotonic() - kept >= self.min_age
-            stale = at != token or (version != self._version and aged)
-            if stale and key not in self._refreshing:
-                self._refreshing.add(key)
-                task = asyncio.create_task(self._refresh(key, token, compute))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-            return cast(T, value)
-        version = self._version  # before computing: a write meanwhile makes it stale
-        fresh: T = await self.get(("latest", key, token), compute)
-        self._keep(key, version, token, fresh)
-        return fresh
+        if (key, token) in self._current:
+            return cast(T, self._current.peek((key, token)))
+        if key not in self._shown:
+            return await self._show(key, token, compute)
+        if key not in self._refreshing:
+            self._refreshing.add(key)
+            task = asyncio.create_task(self._refresh(key, token, compute))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        self._shown.move_to_end(key)
+        return cast(T, self._shown[key])
+
+    async def _show(self, key: Hashable, token: Hashable, compute: Callable[[], Awaitable[T]]) -> T:
+        forgotten = self._forgotten
+        value = await self._current.get((key, token), self._counted(compute))
+        if forgotten == self._forgotten:  # not read before an opt-out
+            self._shown[key] = value
+            self._shown.move_to_end(key)
+            if len(self._shown) > self._size:
+                self._shown.popitem(last=False)
+        return value
 
     async def _refresh(
         self, key: Hashable, token: Hashable, compute: Callable[[], Awaitable[Any]]
     ) -> None:
         try:
             async with self._refresh_turn:
-                version = self._version
-                value = await compute()
-                self.computed += 1
-            if key in self._latest:  # not forgotten meanwhile
-                self._keep(key, version, token, value)
+                await self._show(key, token, compute)
         except Exception as exc:  # the stale result stays; the next request tries again
             log.warning("recomputing %r failed: %s", key, exc)
         finally:
             self._refreshing.discard(key)
-
-    def _keep(self, key: Hashable, version: int | None, token: Hashable, value: Any) -> None:
-        self._latest[key] = (version, token, time.monotonic(), value)
-        self._latest.move_to_end(key)
-        if len(self._latest) > self.size:
-            self._latest.popitem(last=False)
-
-    async def get(self, key: Hashable, compute: Callable[[], Awaitable[T]]) -> T:
-        await self._fresh()
-        if key in self._entries:
-            self._entries.move_to_end(key)
-            return cast(T, self._entries[key])
-        pending = self._pending.get(key)
-        if pending is not None:
-            return cast(T, await asyncio.shield(pending))
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending[key] = future
-        try:
-            value = await compute()
-            self.computed += 1
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: nobody else may be waiting
-            raise
-        finally:
-            self._pending.pop(key, None)
-        future.set_result(value)
-        self._entries[key] = value
-        if len(self._entries) > self.size:
-            self._entries.popitem(last=False)
-        return value
 
 
 def minute_of(moment: datetime) -> datetime:
@@ -188,7 +242,12 @@ def minute_of(moment: datetime) -> datetime:
 
 
 class Views:
-    """Each page's and endpoint's data, as the models in ``web/models.py``."""
+    """Each page's and endpoint's data, as the models in ``web/models.py``.
+
+    ``as_of``: an exact moment, or None for now (the start of the current minute, figures
+    of the cache's current generation: see :class:`ResultCache`). Reads run on a thread of
+    their own (:class:`ReadThread`); :meth:`close` ends it.
+    """
 
     def __init__(
         self, db: Database, settings: Settings, now: Callable[[], datetime] = utcnow
@@ -197,6 +256,11 @@ class Views:
         self.settings = settings
         self.now = now
         self.cache = ResultCache(db, min_age=settings.web_refresh_seconds)
+        self.reads = ReadThread(db.url, name="clanpulse-web-reads")
+
+    async def close(self) -> None:
+        await self.cache.close()
+        await self.reads.close()
 
     def as_of(self, requested: datetime | None) -> datetime:
         if requested is None:
@@ -205,24 +269,33 @@ class Views:
             requested = requested.replace(tzinfo=UTC)
         return requested.astimezone(UTC)
 
-    async def _read(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        async with self.db.read() as conn:
-            return await work(conn)
+    async def figure(
+        self,
+        as_of: datetime | None,
+        key: tuple[Any, ...],
+        compute: Callable[[datetime], Awaitable[T]],
+    ) -> T:
+        """``compute(moment)``, cached: for an exact moment while the data stay the same,
+        for now (None) for the cache's current generation."""
+        moment = self.as_of(as_of)
+        if as_of is None:
+            return await self.cache.current((*key, moment), lambda: compute(moment))
+        return await self.cache.get((*key, moment), lambda: compute(moment))
 
-    async def report(self, as_of: datetime) -> ClanReport:
+    def _read(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> Awaitable[T]:
+        return self.reads.read(work)
+
+    async def report(self, as_of: datetime | None) -> ClanReport:
         days = self.settings.inactive_days
-        return await self.cache.get(
-            ("report", as_of, days), lambda: self._read(lambda c: clan_report(c, as_of, days))
+        return await self.figure(
+            as_of, ("report", days), lambda t: self._read(lambda c: clan_report(c, t, days))
         )
-
-    async def cached(self, key: Hashable, compute: Callable[[], Awaitable[T]]) -> T:
-        return await self.cache.get(key, compute)
 
     # -- members ---------------------------------------------------------------------
 
     async def members(
         self,
-        as_of: datetime,
+        as_of: datetime | None,
         window: m.Window = "30d",
         status: m.Status | None = None,
         role: str | None = None,
@@ -243,7 +316,7 @@ class Views:
             rows = [r for r in rows if needle in r.name.casefold()]
         rows = sort_rows(rows, sort, order)
         return m.MemberPage(
-            as_of=as_of,
+            as_of=report.as_of,
             window=window,
             total=len(rows),
             offset=offset,
@@ -251,11 +324,13 @@ class Views:
             members=rows[offset : offset + limit],
         )
 
-    async def member(self, member_id: int, as_of: datetime, window: m.Window) -> m.MemberDetail:
+    async def member(
+        self, member_id: int, as_of: datetime | None, window: m.Window
+    ) -> m.MemberDetail:
         report = await self.report(as_of)
         row = next((r for r in report.rows if r.member_id == member_id), None)
 
-        async def compute(conn: AsyncConnection) -> m.MemberDetail:
+        async def compute(conn: AsyncConnection, moment: datetime) -> m.MemberDetail:
             person = next(iter(await people(conn, member_id)), None)
             if person is None:
                 raise NotFound(f"no member #{member_id}")
@@ -277,11 +352,11 @@ class Views:
                 .order_by(name_change.c.resolved_at)
             )
             days = await clan_daily(
-                conn, *self.day_range(as_of, window), self.settings.zone, [member_id]
+                conn, *self.day_range(moment, window), self.settings.zone, [member_id]
             )
             shown = member_row(row, window) if row is not None else None
             return m.MemberDetail(
-                as_of=as_of,
+                as_of=moment,
                 member_id=member_id,
                 name=row.name if row is not None else person.name,
                 current=row is not None,
@@ -302,7 +377,11 @@ class Views:
                 days=[day_out(d) for d in days],
             )
 
-        return await self.cached(("member", member_id, as_of, window), lambda: self._read(compute))
+        return await self.figure(
+            as_of,
+            ("member", member_id, window),
+            lambda t: self._read(lambda c: compute(c, report.as_of)),
+        )
 
     # -- the clan ----------------------------------------------------------------------
 
@@ -311,46 +390,46 @@ class Views:
         days add up to the window's figures in the report."""
         return as_of - timedelta(days=WINDOW_DAYS[window]), as_of
 
-    async def activity(self, as_of: datetime, window: m.Window) -> m.Activity:
+    async def activity(self, as_of: datetime | None, window: m.Window) -> m.Activity:
         report = await self.report(as_of)
         ids = [r.member_id for r in report.rows]
 
         async def compute(conn: AsyncConnection) -> m.Activity:
-            start, end = self.day_range(as_of, window)
+            start, end = self.day_range(report.as_of, window)
             days = await clan_daily(conn, start, end, self.settings.zone, ids)
             return m.Activity(
-                as_of=as_of,
+                as_of=report.as_of,
                 window=window,
                 zone=self.settings.timezone,
                 days=[day_out(d) for d in days],
             )
 
-        return await self.cached(("activity", as_of, window), lambda: self._read(compute))
+        return await self.figure(as_of, ("activity", window), lambda _: self._read(compute))
 
     async def leaderboard(
-        self, as_of: datetime, metric: str, window: m.Window, limit: int
+        self, as_of: datetime | None, metric: str, window: m.Window, limit: int
     ) -> m.Leaderboard:
         report = await self.report(as_of)
 
         async def compute(conn: AsyncConnection) -> m.Leaderboard:
             found = await leaderboards.leaderboard(conn, report, metric, window, limit)
             return m.Leaderboard(
-                as_of=as_of,
+                as_of=report.as_of,
                 metric=metric,
                 window=window,
                 standings=[standing(s) for s in found],
             )
 
-        return await self.cached(
-            ("leaderboard", as_of, metric, window, limit), lambda: self._read(compute)
+        return await self.figure(
+            as_of, ("leaderboard", metric, window, limit), lambda _: self._read(compute)
         )
 
-    async def roster(self, as_of: datetime, window: m.Window) -> m.Roster:
-        async def compute(conn: AsyncConnection) -> m.Roster:
-            since = as_of - timedelta(days=WINDOW_DAYS[window])
-            joined, left, renames = await roster_changes(conn, await people(conn), since, as_of)
+    async def roster(self, as_of: datetime | None, window: m.Window) -> m.Roster:
+        async def compute(conn: AsyncConnection, moment: datetime) -> m.Roster:
+            since = moment - timedelta(days=WINDOW_DAYS[window])
+            joined, left, renames = await roster_changes(conn, await people(conn), since, moment)
             return m.Roster(
-                as_of=as_of,
+                as_of=moment,
                 window=window,
                 joined=[m.RosterEvent(name=c.name, at=c.at) for c in joined],
                 left=[m.RosterEvent(name=c.name, at=c.at) for c in left],
@@ -359,16 +438,18 @@ class Views:
                 ],
             )
 
-        return await self.cached(("roster", as_of, window), lambda: self._read(compute))
+        return await self.figure(
+            as_of, ("roster", window), lambda t: self._read(lambda c: compute(c, t))
+        )
 
-    async def overview(self, as_of: datetime, window: m.Window) -> m.Overview:
+    async def overview(self, as_of: datetime | None, window: m.Window) -> m.Overview:
         report = await self.report(as_of)
         roster = await self.roster(as_of, window)
         top_messages = await self.leaderboard(as_of, "messages", window, TOP)
         top_xp = await self.leaderboard(as_of, "xp", window, TOP)
         rows = report.rows
         return m.Overview(
-            as_of=as_of,
+            as_of=report.as_of,
             window=window,
             members=len(rows),
             by_status={s: sum(1 for r in rows if r.status == s) for s in STATUSES},
@@ -380,10 +461,10 @@ class Views:
             left=roster.left,
         )
 
-    async def inactive(self, as_of: datetime) -> m.Inactive:
+    async def inactive(self, as_of: datetime | None) -> m.Inactive:
         report = await self.report(as_of)
         return m.Inactive(
-            as_of=as_of,
+            as_of=report.as_of,
             inactive_days=report.inactive_days,
             members=[
                 m.InactiveMember(
@@ -393,10 +474,11 @@ class Views:
                     joined_at=r.joined_at,
                     last_message_at=r.last_message_at,
                     last_xp_change_at=r.last_xp_change_at,
-                    reasons=inactive_reasons(r, report.inactive_days, as_of),
+                    reasons=inactive_reasons(r, report.inactive_days, report.as_of),
                 )
                 for r in sorted(
-                    (r for r in report.rows if r.status == "inactive"), key=_longest_idle
+                    (r for r in report.rows if r.status == "inactive"),
+                    key=lambda r: (last_seen(r) or EPOCH, r.name.casefold()),
                 )
             ],
         )
@@ -413,8 +495,7 @@ class Views:
 
     async def _compute_health(self) -> m.Health:
         now = self.now()
-        async with self.db.read() as conn:
-            status = await service_status(conn, self.settings, now)
+        status = await self._read(lambda conn: service_status(conn, self.settings, now))
         jobs = [
             m.JobOut(
                 job=j.name,
@@ -443,13 +524,19 @@ class Views:
 
     async def jobs(self) -> m.Jobs:
         health = await self.health()
-        async with self.db.read() as conn:
-            runs = await recent_runs(conn, RUNS_SHOWN)
+        runs = await self._read(lambda conn: recent_runs(conn, RUNS_SHOWN))
         return m.Jobs(health=health, runs=[m.RunOut.model_validate(r) for r in runs])
 
 
+EPOCH = datetime.min.replace(tzinfo=UTC)
+
+
+def last_seen(r: ClanRow) -> datetime | None:
+    """The last counted message or XP change, whichever is later."""
+    return max((t for t in (r.last_message_at, r.last_xp_change_at) if t is not None), default=None)
+
+
 def member_row(r: ClanRow, window: m.Window) -> m.MemberRow:
-    seen = [t for t in (r.last_message_at, r.last_xp_change_at) if t is not None]
     return m.MemberRow(
         member_id=r.member_id,
         name=r.name,
@@ -463,7 +550,7 @@ def member_row(r: ClanRow, window: m.Window) -> m.MemberRow:
         boss_kills_gained=r.boss_kills[window],
         last_message_at=r.last_message_at,
         last_xp_change_at=r.last_xp_change_at,
-        last_seen_at=max(seen, default=None),
+        last_seen_at=last_seen(r),
     )
 
 
@@ -494,11 +581,6 @@ def day_out(d: DayTotals) -> m.DayOut:
 
 def standing(s: leaderboards.Standing) -> m.Standing:
     return m.Standing(rank=s.rank, member_id=s.member_id, name=s.name, value=round(s.value, 2))
-
-
-def _longest_idle(r: ClanRow) -> tuple[datetime, str]:
-    seen = [t for t in (r.last_message_at, r.last_xp_change_at) if t is not None]
-    return max(seen, default=datetime.min.replace(tzinfo=UTC)), r.name.casefold()
 
 
 def inactive_reasons(r: ClanRow, inactive_days: int, as_of: datetime) -> list[str]:
