@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import select
 
 from clanpulse.analytics.activity import activity_report
-from clanpulse.analytics.daily import clan_daily, day_cuts
+from clanpulse.analytics.daily import clan_daily, daily_by_member, day_cuts
 from clanpulse.analytics.gains import progress_by_account
 from clanpulse.identity import set_opted_out
 from clanpulse.records import ClassifiedMessage, MessageKind
@@ -254,3 +254,33 @@ def test_cuts_clip_to_the_window_and_fall_on_local_midnights() -> None:
         at("2026-03-30 09:00"),
     ]
     assert day_cuts(at("2026-03-27 15:00"), at("2026-03-27 15:00"), zone) == []
+
+
+@pytest.mark.parametrize("zone_name", ["UTC", "America/St_Johns"])
+async def test_each_members_days_match_the_source_data(db: Database, zone_name: str) -> None:
+    zone = ZoneInfo(zone_name)
+    source = await build(db, zone, seed=5)
+    end = local_midnight(zone) - timedelta(hours=3, minutes=41)  # partial first and last day
+    start = end - timedelta(days=7)
+    async with db.read() as conn:
+        ids = {
+            xid: mid
+            for xid, mid in await conn.execute(select(account.c.external_id, account.c.member_id))
+        }
+        per_member = await daily_by_member(conn, start, end, zone)
+        everyone = await clan_daily(conn, start, end, zone)
+    for index, chatter in enumerate(USERS):
+        days = per_member.of(ids[str(chatter.id)])
+        assert [d.messages for d in days] == [
+            sum(1 for when, who in source.by_author if who == index and d.start <= when < d.end)
+            for d in days
+        ], chatter.username
+    for pid, series in source.xp.items():
+        days = per_member.of(ids[str(pid)])
+        assert [d.xp or 0 for d in days] == [
+            expected_xp({pid: series}, start, d.start, d.end) for d in days
+        ], pid
+    # the opted-out: nothing; the members added up: the clan's days
+    assert all(d.messages == 0 for d in per_member.of(ids[str(QUIET.id)]))
+    assert all(d.xp is None for d in per_member.of(ids[str(HIDDEN_PLAYER)]))
+    assert per_member.total() == everyone

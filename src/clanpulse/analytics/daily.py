@@ -21,6 +21,7 @@ days always add up to the window.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -64,6 +65,71 @@ def day_cuts(start: datetime, end: datetime, zone: ZoneInfo) -> list[datetime]:
     return cuts
 
 
+class MemberDays:
+    """Per member, per local day of a window: see :func:`daily_by_member`."""
+
+    def __init__(
+        self,
+        cuts: list[datetime],
+        zone: ZoneInfo,
+        messages: dict[int, list[int]],
+        xp: dict[int, list[int | None]],
+    ) -> None:
+        self.cuts = cuts
+        self.zone = zone
+        self._messages = messages
+        self._xp = xp
+
+    def of(self, member_id: int) -> list[DayTotals]:
+        """The member's days (no messages and no XP for a member without any)."""
+        return self.total([member_id])
+
+    def total(self, member_ids: Collection[int] | None = None) -> list[DayTotals]:
+        """The days of ``member_ids`` (default: everyone's) added up."""
+        if member_ids is None:
+            member_ids = self._messages.keys() | self._xp.keys()
+        count = len(self.cuts) - 1
+        messages = [0] * count
+        xp: list[int | None] = [None] * count
+        for member_id in member_ids:
+            for i, n in enumerate(self._messages.get(member_id, ())):
+                messages[i] += n
+            for i, gained in enumerate(self._xp.get(member_id, ())):
+                if gained is not None:
+                    xp[i] = (xp[i] or 0) + gained
+        return [
+            DayTotals(
+                day=self.cuts[i].astimezone(self.zone).date(),
+                start=self.cuts[i],
+                end=self.cuts[i + 1],
+                messages=messages[i],
+                xp=xp[i],
+            )
+            for i in range(count)
+        ]
+
+
+async def daily_by_member(
+    conn: AsyncConnection,
+    start: datetime,
+    end: datetime,
+    zone: ZoneInfo,
+    member_ids: Collection[int] | None = None,
+) -> MemberDays:
+    """Per member and local day of ``[start, end)``: counted messages and XP gained, of every
+    member who has not opted out, or only of ``member_ids``. Three queries, whatever the
+    number of members: a profile page picks one member out of it."""
+    cuts = day_cuts(start, end, zone)
+    if not cuts:
+        return MemberDays([], zone, {}, {})
+    visible: ColumnElement[bool] = member.c.opted_out.is_(False)
+    if member_ids is not None:
+        visible = visible & member.c.id.in_(list(member_ids))
+    messages = await _messages_per_day(conn, cuts, visible)
+    xp = await _xp_per_day(conn, cuts, visible)
+    return MemberDays(cuts, zone, messages, xp)
+
+
 async def clan_daily(
     conn: AsyncConnection,
     start: datetime,
@@ -73,25 +139,7 @@ async def clan_daily(
 ) -> list[DayTotals]:
     """Per local day of ``[start, end)``: counted messages and XP gained, of every member who
     has not opted out, or only of ``member_ids`` (e.g. a clan report's rows)."""
-    cuts = day_cuts(start, end, zone)
-    if not cuts:
-        return []
-    days = len(cuts) - 1
-    visible: ColumnElement[bool] = member.c.opted_out.is_(False)
-    if member_ids is not None:
-        visible = visible & member.c.id.in_(list(member_ids))
-    messages = await _messages_per_day(conn, cuts, visible)
-    xp = await _xp_per_day(conn, cuts, visible)
-    return [
-        DayTotals(
-            day=cuts[i].astimezone(zone).date(),
-            start=cuts[i],
-            end=cuts[i + 1],
-            messages=messages[i],
-            xp=xp[i],
-        )
-        for i in range(days)
-    ]
+    return (await daily_by_member(conn, start, end, zone, member_ids)).total()
 
 
 def _day_index(cuts: list[datetime], moment: datetime) -> int:
@@ -100,8 +148,8 @@ def _day_index(cuts: list[datetime], moment: datetime) -> int:
 
 async def _messages_per_day(
     conn: AsyncConnection, cuts: list[datetime], visible: ColumnElement[bool]
-) -> list[int]:
-    counts = [0] * (len(cuts) - 1)
+) -> dict[int, list[int]]:
+    counts: dict[int, list[int]] = defaultdict(lambda: [0] * (len(cuts) - 1))
     # Split the window at UTC midnights too: a piece that is a whole UTC day is in the
     # rollup; the rest are raw-message ranges.
     points = set(cuts)
@@ -123,14 +171,14 @@ async def _messages_per_day(
     if rollup_days:
         r = message_rollup.c
         rows = await conn.execute(
-            select(r.day, func.sum(r.messages))
+            select(member.c.id, r.day, func.sum(r.messages))
             .join(account, account.c.id == r.account_id)
             .join(member, member.c.id == account.c.member_id)
             .where(visible, r.day.in_(list(rollup_days)))
-            .group_by(r.day)
+            .group_by(member.c.id, r.day)
         )
-        for day, n in rows:
-            counts[rollup_days[day]] += int(n or 0)
+        for member_id, day, n in rows:
+            counts[member_id][rollup_days[day]] += int(n or 0)
     if raw:
         m = message.c
         # the day a message falls in, as a CASE over the cuts; grouped in an outer query so
@@ -140,23 +188,25 @@ async def _messages_per_day(
             else_=literal_column(str(len(cuts) - 2)),
         ).label("day_index")
         inner = (
-            select(which)
+            select(member.c.id.label("member_id"), which)
             .join(account, account.c.id == m.credited_account_id)
             .join(member, member.c.id == account.c.member_id)
             .where(visible, or_(*(and_(m.sent_at >= lo, m.sent_at < hi) for lo, hi in raw)))
             .subquery()
         )
         rows = await conn.execute(
-            select(inner.c.day_index, func.count()).group_by(inner.c.day_index)
+            select(inner.c.member_id, inner.c.day_index, func.count()).group_by(
+                inner.c.member_id, inner.c.day_index
+            )
         )
-        for index, n in rows:
-            counts[int(index)] += int(n)
-    return counts
+        for member_id, index, n in rows:
+            counts[member_id][int(index)] += int(n)
+    return dict(counts)
 
 
 async def _xp_per_day(
     conn: AsyncConnection, cuts: list[datetime], visible: ColumnElement[bool]
-) -> list[int | None]:
+) -> dict[int, list[int | None]]:
     s = snapshot.c
     in_window = and_(s.account_id == account.c.id, s.taken_at >= cuts[0])
 
@@ -172,6 +222,7 @@ async def _xp_per_day(
                 for i, cut in enumerate(cuts[1:], 1)
             ),
             account.c.id.label("account_id"),
+            member.c.id.label("member_id"),
         )
         .select_from(account.join(member, member.c.id == account.c.member_id))
         .where(
@@ -183,6 +234,7 @@ async def _xp_per_day(
     point = when.cte("point").prefix_with("MATERIALIZED")
     rows = await conn.execute(
         select(
+            point.c.member_id,
             *(
                 select(s.overall_xp)
                 .where(s.account_id == point.c.account_id, s.taken_at == point.c[name])
@@ -190,16 +242,17 @@ async def _xp_per_day(
                 .scalar_subquery()
                 .label(name)
                 for name in names
-            )
+            ),
         ).select_from(point)
     )
-    totals: list[int | None] = [None] * (len(cuts) - 1)
+    totals: dict[int, list[int | None]] = defaultdict(lambda: [None] * (len(cuts) - 1))
     for row in rows:
-        known = [None, *list(row)[1:]]  # known[i]: latest reading in the window before cut i
+        gained = totals[row.member_id]
+        known = [None, *list(row)[2:]]  # known[i]: latest reading in the window before cut i
         for i in range(len(cuts) - 1):
             before, after = known[i], known[i + 1]
             if after is None:
                 continue  # no reading in the window yet by the day's end
             base = before if before is not None else row.first
-            totals[i] = (totals[i] or 0) + int(value_gain("overall_xp", base, after))
-    return totals
+            gained[i] = (gained[i] or 0) + int(value_gain("overall_xp", base, after))
+    return dict(totals)

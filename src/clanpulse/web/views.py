@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clanpulse.analytics import leaderboards
 from clanpulse.analytics.clan import ClanReport, ClanRow, clan_report, roster_changes
-from clanpulse.analytics.daily import DayTotals, clan_daily
+from clanpulse.analytics.daily import DayTotals, MemberDays, daily_by_member
 from clanpulse.analytics.members import people
 from clanpulse.identity import account_display_name
 from clanpulse.ops.runs import recent_runs
@@ -351,9 +351,6 @@ class Views:
                 .where(name_change.c.account_id.in_(person.account_ids))
                 .order_by(name_change.c.resolved_at)
             )
-            days = await clan_daily(
-                conn, *self.day_range(moment, window), self.settings.zone, [member_id]
-            )
             shown = member_row(row, window) if row is not None else None
             return m.MemberDetail(
                 as_of=moment,
@@ -374,9 +371,10 @@ class Views:
                 ],
                 renames=[m.RenameOut(old_name=o, new_name=n, at=at) for o, n, at in renames],
                 last_seen_at=shown.last_seen_at if shown is not None else None,
-                days=[day_out(d) for d in days],
+                days=[day_out(d) for d in days.of(member_id)],
             )
 
+        days = await self.days(as_of, window)
         return await self.figure(
             as_of,
             ("member", member_id, window),
@@ -390,21 +388,30 @@ class Views:
         days add up to the window's figures in the report."""
         return as_of - timedelta(days=WINDOW_DAYS[window]), as_of
 
-    async def activity(self, as_of: datetime | None, window: m.Window) -> m.Activity:
-        report = await self.report(as_of)
-        ids = [r.member_id for r in report.rows]
+    async def days(self, as_of: datetime | None, window: m.Window) -> MemberDays:
+        """Every member's messages and XP per day: for profiles and the clan's chart."""
 
-        async def compute(conn: AsyncConnection) -> m.Activity:
-            start, end = self.day_range(report.as_of, window)
-            days = await clan_daily(conn, start, end, self.settings.zone, ids)
+        async def compute(moment: datetime) -> MemberDays:
+            start, end = self.day_range(moment, window)
+            zone = self.settings.zone
+            return await self._read(lambda c: daily_by_member(c, start, end, zone))
+
+        return await self.figure(as_of, ("days", window), compute)
+
+    async def activity(self, as_of: datetime | None, window: m.Window) -> m.Activity:
+        """The current members' days added up (so they add up to the report's figures)."""
+
+        async def compute(_: datetime) -> m.Activity:
+            report = await self.report(as_of)
+            days = await self.days(as_of, window)
             return m.Activity(
                 as_of=report.as_of,
                 window=window,
                 zone=self.settings.timezone,
-                days=[day_out(d) for d in days],
+                days=[day_out(d) for d in days.total([r.member_id for r in report.rows])],
             )
 
-        return await self.figure(as_of, ("activity", window), lambda _: self._read(compute))
+        return await self.figure(as_of, ("activity", window), compute)
 
     async def leaderboard(
         self, as_of: datetime | None, metric: str, window: m.Window, limit: int
