@@ -210,8 +210,14 @@ def machine_ticks() -> tuple[int, int]:
 # the writer process
 
 
-async def writer_main(url: str, batch_size: int, pause: float, seed: int) -> dict[str, Any]:
-    """Ingest chat messages batch after batch until SIGTERM; return what was written."""
+async def writer_main(
+    url: str, batch_size: int, pause: float, seed: int, sent: str, days: int
+) -> dict[str, Any]:
+    """Ingest chat messages batch after batch until SIGTERM; return what was written.
+
+    ``sent``: "history" (as an export import: each batch one stretch of a channel's past,
+    200 messages 5 s apart from a random moment of the last ``days`` days), or "now" (every
+    message sent at the moment it is written: all of them land in today's figures)."""
     from sqlalchemy import select
 
     from clanpulse.records import (
@@ -256,35 +262,40 @@ async def writer_main(url: str, batch_size: int, pause: float, seed: int) -> dic
         print(f"ready {len(authors)} authors {len(channels)} channels", flush=True)
         last_ms, increment, n = 0, 0, 0
         started = time.perf_counter()
+        history_ms = days * 86_400_000
         while not stop.is_set():
             now = datetime.now(UTC)
             now_ms = int(now.timestamp() * 1000)
-            if now_ms != last_ms:
-                last_ms, increment = now_ms, 0
+            ch = channels[n % len(channels)]
             messages = []
-            for _ in range(batch_size):
-                snowflake = ((now_ms - 1_420_070_400_000) << 22) | (increment % 4096)
-                increment += 1
-                ch = channels[n % len(channels)]
+            if sent == "now":
+                if now_ms != last_ms:
+                    last_ms, increment = now_ms, 0
+                stamps = []
+                for _ in range(batch_size):
+                    stamps.append((now_ms, increment % 4096))
+                    increment += 1
+            else:  # a stretch of the past; batch number in the id's middle bits: unique ids
+                first = now_ms - rng.randrange(history_ms)
+                stamps = [(first + i * 5000, ((n % 1024) << 12) | i) for i in range(batch_size)]
+            for ms, low in stamps:
                 message = ChatMessage(
-                    id=snowflake,
+                    id=((ms - 1_420_070_400_000) << 22) | low,
                     channel_id=ch.id,
                     author=rng.choice(authors),
-                    sent_at=now,
+                    sent_at=datetime.fromtimestamp(ms / 1000, UTC),
                     type=0,
                     content=rng.choice(words),
                 )
                 messages.append(ClassifiedMessage(message, MessageKind.CHAT))
             t0 = time.perf_counter()
             async with db.write() as conn:
-                totals.add(
-                    await ingest_batch(conn, MessageBatch(channels[n % len(channels)], messages))
-                )
+                totals.add(await ingest_batch(conn, MessageBatch(ch, messages)))
             commits.append(time.perf_counter() - t0)
             n += 1
             if n == 1:
                 print("first commit", flush=True)
-            if increment >= 4096 - batch_size:
+            if sent == "now" and increment >= 4096 - batch_size:
                 await asyncio.sleep(0.002)  # next millisecond: ids stay unique
             if pause > 0:
                 with contextlib.suppress(TimeoutError):
@@ -303,6 +314,7 @@ async def writer_main(url: str, batch_size: int, pause: float, seed: int) -> dic
         "commit_ms": summary_ms(commits),
         "batch": batch_size,
         "pause_s": pause,
+        "sent": sent,
     }
 
 
@@ -312,8 +324,12 @@ def run_writer(argv: list[str]) -> int:
     p.add_argument("--batch", type=int, default=200)
     p.add_argument("--pause", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=11)
+    p.add_argument("--sent", choices=("history", "now"), default="history")
+    p.add_argument("--days", type=int, default=120)
     args = p.parse_args(argv)
-    result = asyncio.run(writer_main(args.url, args.batch, args.pause, args.seed))
+    result = asyncio.run(
+        writer_main(args.url, args.batch, args.pause, args.seed, args.sent, args.days)
+    )
     print("result " + json.dumps(result), flush=True)
     return 0
 
@@ -321,7 +337,9 @@ def run_writer(argv: list[str]) -> int:
 class Writer:
     """The writer child: started before the clients, stopped after them."""
 
-    def __init__(self, url: str, batch: int, pause: float, workdir: Path) -> None:
+    def __init__(
+        self, url: str, batch: int, pause: float, sent: str, days: int, workdir: Path
+    ) -> None:
         self.log_path = workdir / "writer.log"
         self._log = self.log_path.open("w")
         self.proc = subprocess.Popen(
@@ -334,6 +352,10 @@ class Writer:
                 str(batch),
                 "--pause",
                 str(pause),
+                "--sent",
+                sent,
+                "--days",
+                str(days),
             ],
             stdout=subprocess.PIPE,
             stderr=self._log,
@@ -542,13 +564,17 @@ def summary_ms(values: list[float]) -> dict[str, float | int]:
 class Mode:
     writer: bool
     think: tuple[float, float] | None
+    sent: str = "history"  # the writer's messages: see writer_main
 
     @property
     def name(self) -> str:
         pacing = (
             "closed loop" if self.think is None else f"think {self.think[0]:g}-{self.think[1]:g} s"
         )
-        return f"{'writer' if self.writer else 'no writer'}, {pacing}"
+        writer = "no writer"
+        if self.writer:
+            writer = "writer" if self.sent == "history" else "writer (sent now)"
+        return f"{writer}, {pacing}"
 
 
 async def measure(
@@ -735,7 +761,12 @@ async def run_mode(
             }
         if mode.writer:
             writer = Writer(
-                f"sqlite+aiosqlite:///{db_path}", args.writer_batch, args.writer_pause, workdir
+                f"sqlite+aiosqlite:///{db_path}",
+                args.writer_batch,
+                args.writer_pause,
+                args.writer_sent,
+                args.days,
+                workdir,
             )
             pids["writer"] = writer.proc.pid
             await asyncio.to_thread(writer.wait_for, "ready")
@@ -960,6 +991,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--writer-pause", type=float, default=0.0, help="seconds between the writer's commits"
     )
     p.add_argument(
+        "--writer-sent",
+        choices=("history", "now"),
+        default="history",
+        help="when the written messages were sent: spread over the past, as an export "
+        "import (default), or all now (every one lands in today's figures: see the README)",
+    )
+    p.add_argument(
         "--without",
         action="append",
         default=[],
@@ -1007,7 +1045,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     runs: list[dict[str, Any]] = []
     for pacing in pacings:
         for with_writer in (False, True):
-            mode = Mode(with_writer, pacing)
+            mode = Mode(with_writer, pacing, args.writer_sent)
             runs.append(await run_mode(mode, source, args, capacity=not runs))
     return {
         "bench": "web_load",

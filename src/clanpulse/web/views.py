@@ -1,12 +1,10 @@
 """What the dashboard shows, computed from the analytics and cached per data version.
 
 Every figure comes from the same functions as the CLI reports (``analytics/``), at a
-moment ``as_of``: by default the start of the current minute, so that everyone looking
-in the same minute shares one computation. A computed result is kept until the data
-changes: the store's data version (bumped by every data-changing write transaction) is
-checked at most once a second, and a new version drops the whole cache. The cache is
-bounded (least recently used entries go first) and single-flight: many requests for the
-same uncached figure wait for one computation.
+moment ``as_of``: by default (None) the start of the current minute, so that everyone
+looking in the same minute shares one computation. Reads run on a thread of their own
+(``store/read_thread.py``): the server's event loop only serves what is computed. What is
+kept and for how long: see :class:`ResultCache`.
 """
 
 from __future__ import annotations
