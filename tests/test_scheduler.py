@@ -25,12 +25,13 @@ from clanpulse.demo.community import Community
 from clanpulse.demo.fake_discord import FakeDiscordConfig, FakeDiscordServer
 from clanpulse.demo.fake_wom import FakeWomConfig, FakeWomServer
 from clanpulse.demo.wom_data import WomGroup, generate_wom_group
+from clanpulse.ops import scheduler
 from clanpulse.ops.clock import ScaledClock
-from clanpulse.ops.jobs import HARVEST_DISCORD, JOBS, REPORT
+from clanpulse.ops.jobs import HARVEST_DISCORD, JOBS, REPORT, JobContext, JobSpec
 from clanpulse.ops.scheduler import Service, missed_fire, run_service
 from clanpulse.settings import Settings
 from clanpulse.store.database import Database, open_database
-from clanpulse.store.schema import job_run, message, snapshot
+from clanpulse.store.schema import harvest_cursor, job_run, message, snapshot
 from tests.harvest_support import (
     env_for,
     readable_channels,
@@ -308,6 +309,52 @@ def _wait_for_messages(url: str, proc: subprocess.Popen[str], timeout: float = 3
             pass
         time.sleep(0.1)
     return False
+
+
+async def test_stopping_lets_the_transaction_in_progress_commit(
+    db_url: str, discord: FakeDiscordServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job inside a write transaction when the service stops finishes it: the scheduler
+    must not cancel it there and then (a connection cancelled mid-statement keeps SQLite's
+    write lock, and the job's own record then waited for it: `run` hung on SIGTERM)."""
+    in_transaction, release = asyncio.Event(), asyncio.Event()
+
+    async def one_batch(ctx: JobContext, run: Any) -> None:
+        async with ctx.db.write() as conn:
+            in_transaction.set()
+            await release.wait()  # the service is told to stop meanwhile
+            await conn.execute(
+                insert(harvest_cursor).values(
+                    source="test", key="batch", value="1", updated_at=datetime.now(UTC)
+                )
+            )
+
+    spec = JobSpec("one-batch", one_batch, "schedule_backup", run_on_first_start=True)
+    monkeypatch.setattr(scheduler, "JOBS", (spec,))
+    settings = service_settings(
+        discord, None, db_url, schedule_harvest_discord=OFF, schedule_watchdog=OFF
+    )
+    stop = asyncio.Event()
+    helpers: list[asyncio.Task[None]] = []
+
+    async def stop_mid_transaction(service: Service) -> None:
+        async def go() -> None:
+            await in_transaction.wait()
+            stop.set()
+            while not service.db.stopping:  # noqa: ASYNC110 (stop() has begun; no event)
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.05)
+            release.set()
+
+        helpers.append(asyncio.create_task(go()))
+
+    await asyncio.wait_for(run_service(settings, stop=stop, on_started=stop_mid_transaction), 30)
+    await asyncio.gather(*helpers)
+    async with open_database(db_url) as db, db.read() as conn:
+        written = (await conn.execute(select(harvest_cursor.c.value))).scalars().all()
+        runs = (await conn.execute(select(job_run.c.job, job_run.c.status))).all()
+    assert written == ["1"]
+    assert runs == [("one-batch", "ok")]
 
 
 async def test_a_second_scheduler_on_the_same_database_is_refused(

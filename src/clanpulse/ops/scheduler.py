@@ -186,8 +186,18 @@ class Service:
     async def stop(self, grace: float = STOP_GRACE) -> None:
         """Stop firing, let running jobs reach a batch boundary, cancel what still waits."""
         self.db.stop_writes()
+        # Paused, not shut down yet: APScheduler's shutdown cancels the jobs it started
+        # there and then, mid-transaction; an SQLite connection cancelled mid-statement
+        # keeps its write lock, and the next write (the job's own record) then waits 30 s.
         if self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
+            self.scheduler.pause()
+        try:
+            await self._wind_down(grace)
+        finally:
+            if self.scheduler.running:
+                self.scheduler.shutdown(wait=False)
+
+    async def _wind_down(self, grace: float) -> None:
         tasks = list(self.running.values())
         if not tasks:
             return
@@ -196,7 +206,7 @@ class Service:
         if not pending:
             return
         # What still runs waits on the network. Cancel it between transactions, never
-        # inside one: a connection cancelled mid-statement may never go back to its pool.
+        # inside one, for the reason above.
         async with self.db.exclusive():
             for task in pending:
                 task.cancel()

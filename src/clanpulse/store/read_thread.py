@@ -76,7 +76,8 @@ class ReadThread:
             here = asyncio.current_task()
             running = [t for t in asyncio.all_tasks() if t is not here]
             for task in running:
-                task.cancel()
+                if not task.cancelling():  # one already cancelled is returning its connection
+                    task.cancel()
             await asyncio.gather(*running, return_exceptions=True)
             await db.close()
 
