@@ -89,6 +89,7 @@ async def run_until(settings: Settings, clock: ScaledClock, until: datetime) -> 
 
     async def watch_clock(service: Service) -> None:
         await asyncio.sleep(max((until - clock.now()).total_seconds() / clock.scale, 0))
+        service.scheduler.pause()  # no new run may start between this and the stop
         while service.running:  # noqa: ASYNC110 (polling the service's own state)
             await asyncio.sleep(0.01)
         stop.set()

@@ -151,6 +151,9 @@ class Service:
     async def _run(self, spec: JobSpec) -> None:
         task = asyncio.current_task()
         assert task is not None
+        if self.db.stopping:  # fired just as the service began to stop
+            log.info("job %s: not started, stopping", spec.name)
+            return
         if self.running.get(spec.name, task) is not task:
             log.info("job %s: running already (started by hand), skipping this run", spec.name)
             return
