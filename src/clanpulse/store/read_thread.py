@@ -11,13 +11,15 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from concurrent.futures import Future
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clanpulse.store.database import Database
 
 T = TypeVar("T")
+CLOSE_WAIT = 5.0  # seconds close() gives the reads to let go of their connections
 
 
 class ReadThread:
@@ -30,6 +32,8 @@ class ReadThread:
         self._db: Database | None = None
         self._thread: threading.Thread | None = None
         self._start = threading.Lock()
+        self._reads: set[Future[Any]] = set()  # in flight, for close() to cancel
+        self._reads_lock = threading.Lock()  # added here, discarded on the thread
 
     def __repr__(self) -> str:
         return f"ReadThread({self._name!r})"  # not the URL: it may hold a password
@@ -64,21 +68,33 @@ class ReadThread:
             async with db.read() as conn:
                 return await work(conn)
 
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(job(), loop))
+        future = asyncio.run_coroutine_threadsafe(job(), loop)
+        with self._reads_lock:
+            self._reads.add(future)
+        future.add_done_callback(self._done)
+        return await asyncio.wrap_future(future)
+
+    def _done(self, future: Future[Any]) -> None:
+        with self._reads_lock:
+            self._reads.discard(future)
 
     async def close(self) -> None:
-        """Cancel what runs, close the connections, end the thread."""
+        """Cancel the reads in flight, close the connections, end the thread."""
         if self._thread is None:
             return
         loop, db = self._started()
+        with self._reads_lock:
+            reads = list(self._reads)
+        for read in reads:
+            read.cancel()  # the read's task is cancelled once, on its own loop
 
         async def shutdown() -> None:
+            # wait, not cancel: what is left is the reads giving their connections back
+            # (SQLAlchemy closes them in tasks of their own)
             here = asyncio.current_task()
-            running = [t for t in asyncio.all_tasks() if t is not here]
-            for task in running:
-                if not task.cancelling():  # one already cancelled is returning its connection
-                    task.cancel()
-            await asyncio.gather(*running, return_exceptions=True)
+            left = [t for t in asyncio.all_tasks() if t is not here]
+            if left:
+                await asyncio.wait(left, timeout=CLOSE_WAIT)
             await db.close()
 
         await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(shutdown(), loop))
