@@ -358,6 +358,24 @@ async def test_stopping_lets_the_transaction_in_progress_commit(
     assert runs == [("one-batch", "ok")]
 
 
+async def test_a_job_fired_once_the_service_is_stopping_does_not_start(
+    db: Database, discord: FakeDiscordServer
+) -> None:
+    started: list[str] = []
+
+    async def job(ctx: JobContext, run: Any) -> None:
+        started.append("job")
+
+    spec = JobSpec("late", job, "schedule_backup", run_on_first_start=True)
+    settings = service_settings(discord, None, db.url)
+    service = Service(db, settings, ScaledClock(datetime.now(UTC), scale=1))
+    db.stop_writes()
+    await service._run(spec)  # as the scheduler fires it
+    async with db.read() as conn:
+        runs = (await conn.execute(select(job_run.c.job))).all()
+    assert started == [] and runs == [] and service.running == {}
+
+
 async def test_a_second_scheduler_on_the_same_database_is_refused(
     db_url: str, discord: FakeDiscordServer
 ) -> None:
